@@ -1,0 +1,7 @@
+"""`python -m bisect_driver` is `bisect-qemu`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

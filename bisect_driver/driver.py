@@ -1,0 +1,138 @@
+"""The main job: validate input, test the ends, bisect, report.
+
+build -> probe -> verdict happen per commit inside :mod:`tester`; this
+module strings the run together and owns everything a user sees at the end:
+the candidate, the exit status and the report.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .bisector import GitBisect, step_command
+from .context import RunContext, jsonable_args, make_context, make_run_id
+from .endpoints import check_endpoints
+from .errors import EXIT_AMBIGUOUS, EXIT_FOUND, Interrupted, UserError
+from .evidence import Evidence
+from .gitops import check_clean, is_ancestor, range_size, resolve
+from .lock import CacheLock
+from .report import write_report
+from .verdict import expected_verdicts, per_verdict_alpha
+
+
+def prepare_run(args) -> RunContext:
+    """Resolve and validate everything before any work starts."""
+    ctx = make_context(args)
+    repo = ctx.user_repo
+    check_clean(repo)
+    good = resolve(repo, args.good)
+    bad = resolve(repo, args.bad)
+    if good == bad:
+        raise UserError(f"--good {args.good} and --bad {args.bad} are the same commit")
+    if not is_ancestor(repo, good, bad):
+        raise UserError(
+            f"--good {args.good} ({good[:12]}) is not an ancestor of --bad {args.bad} ({bad[:12]})"
+        )
+    size = range_size(repo, good, bad, args.first_parent)
+    verdicts = expected_verdicts(size)
+    settings = {
+        "repo": str(Path(repo.working_dir or repo.git_dir).resolve()),
+        "good": good,
+        "bad": bad,
+        "good_ref": args.good,
+        "bad_ref": args.bad,
+        "range_size": size,
+        "expected_verdicts": verdicts,
+        "alpha": per_verdict_alpha(args.confidence, verdicts),
+        "recipe_key": ctx.recipe.key(),
+        "probe_key": ctx.probe.key(),
+        "args": jsonable_args(args),
+    }
+    settings["command_line"] = "bisect-qemu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    ctx.run_id = make_run_id(settings)
+    ctx.settings = settings
+    return ctx
+
+
+def progress_fn(ctx: RunContext):
+    def show(sha: str, ev: Evidence, status: str) -> None:
+        ctx.progress.line(
+            f"{status} {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced,"
+            f" {ev.inconclusive} inconclusive, {ev.errors} errors"
+        )
+
+    return show
+
+
+def run(args) -> int:
+    started = time.monotonic()
+    ctx = prepare_run(args)
+    lock = CacheLock(ctx.cache_dir)
+    lock.acquire(f"run {ctx.run_id}")
+    try:
+        return _run_locked(ctx, args, started)
+    finally:
+        lock.release()
+
+
+def _run_locked(ctx: RunContext, args, started: float) -> int:
+    journal, settings = ctx.journal, ctx.settings
+    run_id = ctx.run_id
+    journal.ensure_run(run_id, settings)
+    ctx.settings = journal.run_settings(run_id)  # the first start's settings win
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.progress.log_path = ctx.run_dir / "driver.log"
+    resume_cmd = settings["command_line"]
+    p = ctx.progress.line
+    p(
+        f"run {run_id}: {args.good}..{args.bad}, {settings['range_size']} commits,"
+        f" recipe {ctx.recipe.name}, probe {ctx.probe.name}, cache {ctx.cache_dir}"
+    )
+    journal.set_run(run_id, status="running")
+    try:
+        ctx.probe.prepare(ctx.cache_dir)
+        tester = ctx.tester(progress_fn(ctx))
+        clean_tests_left = settings["expected_verdicts"] / 2
+        ends = check_endpoints(tester, settings["good"], settings["bad"], clean_tests_left)
+        journal.set_run(run_id, direction=ends.direction)
+        old_term, new_term = ends.terms
+        p(
+            f"{ends.direction} hunt: old end {old_term}"
+            f" ({ends.old_evidence.reproduced}/{ends.old_evidence.counted}),"
+            f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
+        )
+        bisect = GitBisect(ctx.checkout, ctx.run_dir / "bisect-run.log")
+        try:
+            bisect.start(settings["good"], settings["bad"], ends.terms, args.first_parent)
+            outcome = bisect.run(step_command(ctx.cache_dir, run_id), ends.terms)
+        finally:
+            ctx.checkout.bisect_reset()
+        (ctx.run_dir / "bisect.log").write_text(outcome.log)
+        result = {
+            "candidates": outcome.candidates,
+            "terms": list(ends.terms),
+            "bisect_log": outcome.log,
+            "wall_seconds": time.monotonic() - started,
+        }
+        journal.set_run(run_id, status="done", result=result)
+    except Interrupted:
+        journal.set_run(run_id, status="interrupted")
+        p(f"interrupted; every finished trial is saved. Resume with: {resume_cmd}")
+        raise
+    except BaseException:
+        journal.set_run(run_id, status="failed")
+        raise
+    report_dir = Path(args.report_dir) if args.report_dir else ctx.run_dir
+    files = write_report(ctx, report_dir)
+    cands = outcome.candidates
+    if len(cands) == 1:
+        p(f"candidate: {cands[0]} (report: {files.md_path})")
+        print(cands[0])
+        return EXIT_FOUND
+    p(f"{len(cands)} candidates (skipped commits border the answer); report: {files.md_path}")
+    for c in cands:
+        print(c)
+    return EXIT_AMBIGUOUS

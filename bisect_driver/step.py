@@ -1,0 +1,106 @@
+"""The run script `git bisect run` calls: judge HEAD, answer 0 / 1 / 125 / 255.
+
+It rebuilds the run from the journal (so it needs nothing but the cache dir
+and run id), judges the checked-out commit, and maps the verdict onto git's
+terms: in a fix hunt the old term is "broken", so a commit that shows the bug
+answers 0; in a regression hunt the old term is "good", so it answers 1.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .context import context_for_run
+from .endpoints import FIX, TERMS
+from .errors import STEP_ABORT, STEP_NEW, STEP_OLD, STEP_SKIP, BisectError
+from .evidence import Evidence
+from .proc import kill_live_groups
+from .progress import fmt_duration
+from .tester import SKIP
+from .verdict import Verdict
+
+
+def exit_code(verdict: str, direction: str) -> int:
+    if verdict == SKIP or verdict == Verdict.UNDECIDED:
+        return STEP_SKIP
+    bug = verdict == Verdict.BUG
+    if direction == FIX:
+        return STEP_OLD if bug else STEP_NEW
+    return STEP_NEW if bug else STEP_OLD
+
+
+def _abort(signum, _frame):
+    kill_live_groups()
+    sys.exit(STEP_ABORT)
+
+
+def remaining(checkout_path: Path, terms: tuple[str, str]) -> int:
+    """Commits git bisect still has to choose among (for the progress line)."""
+    try:
+        out = subprocess.run(
+            [
+                "git",
+                "rev-list",
+                "--count",
+                f"refs/bisect/{terms[1]}",
+                "--not",
+                f"--glob=refs/bisect/{terms[0]}-*",
+            ],
+            cwd=checkout_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return int(out.strip())
+    except (subprocess.CalledProcessError, ValueError):
+        return 0
+
+
+def step_main(cache_dir: Path, run_id: str) -> int:
+    signal.signal(signal.SIGTERM, _abort)
+    signal.signal(signal.SIGINT, _abort)
+    try:
+        ctx = context_for_run(cache_dir, run_id)
+        run = ctx.journal.run_row(run_id)
+        direction = run["direction"] if run else None
+        if direction not in TERMS:
+            print(f"bisect-qemu step: run {run_id} has no direction yet", file=sys.stderr)
+            return STEP_ABORT
+        ctx.progress.log_path = ctx.run_dir / "driver.log"
+        commit = ctx.checkout.head()
+        left = remaining(ctx.checkout.path, TERMS[direction])
+        steps_left = math.ceil(math.log2(left + 1)) if left else 0
+        started = time.monotonic()
+
+        def progress(sha: str, ev: Evidence, status: str) -> None:
+            if status == Verdict.UNDECIDED and ev.trials and ev.trials % 10:
+                return  # a line every 10 trials is plenty for an overnight log
+            ctx.progress.line(
+                f"step {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced"
+                f" ({ev.inconclusive} inconclusive, {ev.errors} errors),"
+                f" ~{left} commits / ~{steps_left} steps left"
+            )
+
+        tester = ctx.tester(progress)
+        rec = tester.judge(commit)
+        ctx.journal.event(run_id, "step", f"{commit} {rec.verdict} {rec.reproduced}/{rec.trials}")
+        took = time.monotonic() - started
+        ctx.progress.line(
+            f"step {commit[:12]}: verdict {rec.verdict} ({rec.reproduced}/{rec.trials},"
+            f" {rec.reason}) in {fmt_duration(took)}; ~{steps_left} steps left"
+        )
+        return exit_code(rec.verdict, direction)
+    except BisectError as exc:
+        print(f"bisect-qemu step: {exc}", file=sys.stderr)
+        return STEP_ABORT
+    except Exception as exc:  # noqa: BLE001 - git must abort, not mark the commit
+        import traceback
+
+        traceback.print_exc()
+        print(f"bisect-qemu step: internal error {exc!r}", file=sys.stderr)
+        return STEP_ABORT

@@ -1,0 +1,108 @@
+"""Judge one commit: build it, run trials until the statistics decide, record the verdict.
+
+This is where build -> probe -> verdict meet.  A recorded verdict is final
+for its run (replaying the bisect after a crash gets the same answer without a
+single new trial); a build failure or the trial cap gives a SKIP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .build import Builder
+from .evidence import Evidence
+from .journal import Journal, VerdictRecord
+from .trials import TrialRunner
+from .verdict import Decision, Reference, Verdict, decide
+
+SKIP = "skip"
+
+
+@dataclass
+class Policy:
+    alpha: float
+    """Per-verdict error target."""
+    fp: float = 0.0
+    max_trials: int = 200
+    """Counted trials after which an undecided commit is skipped."""
+
+    @property
+    def max_attempts(self) -> int:
+        """All trials, counted or not: stops a commit whose trials never conclude."""
+        return self.max_trials * 2
+
+
+ProgressFn = Callable[[str, Evidence, str], None]
+
+
+class CommitTester:
+    def __init__(
+        self,
+        run_id: str,
+        journal: Journal,
+        builder: Builder,
+        runner: TrialRunner,
+        policy: Policy,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.journal = journal
+        self.builder = builder
+        self.runner = runner
+        self.policy = policy
+        self.progress = progress or (lambda commit, ev, status: None)
+
+    def reference(self, exclude: str | None = None) -> Reference:
+        """Pooled trials of every commit this run judged bug-present."""
+        ref = Reference(0, 0)
+        for v in self.journal.verdicts(self.run_id):
+            if v.verdict == Verdict.BUG and v.commit != exclude:
+                ev = self.runner.evidence(v.commit)
+                ref = ref.plus(ev.reproduced, ev.counted)
+        return ref
+
+    def decide(self, ev: Evidence, ref: Reference | None = None) -> Decision:
+        ref = self.reference(exclude=ev.commit) if ref is None else ref
+        return decide(ev.reproduced, ev.counted, ref, self.policy.alpha, self.policy.fp)
+
+    def record(self, ev: Evidence, verdict: str, error: float, reason: str) -> VerdictRecord:
+        rec = VerdictRecord(
+            commit=ev.commit,
+            verdict=verdict,
+            trials=ev.counted,
+            reproduced=ev.reproduced,
+            error=error,
+            reason=reason,
+            decided=time.time(),
+        )
+        self.journal.record_verdict(self.run_id, rec)
+        return rec
+
+    def build(self, commit: str):
+        return self.builder.ensure(commit)
+
+    def run_batch(self, commit: str, artifact_dir, count: int | None = None) -> Evidence:
+        self.runner.run(commit, artifact_dir, count or self.runner.jobs)
+        return self.runner.evidence(commit)
+
+    def judge(self, commit: str) -> VerdictRecord:
+        """The verdict of ``commit`` for this run: recorded, or decided now."""
+        existing = self.journal.verdict(self.run_id, commit)
+        if existing is not None:
+            return existing
+        built = self.build(commit)
+        ev = self.runner.evidence(commit)
+        if not built.ok:
+            why = f"build {built.record.status}: {built.record.detail}".strip()
+            return self.record(ev, SKIP, 1.0, why)
+        while True:
+            decision = self.decide(ev)
+            self.progress(commit, ev, decision.verdict)
+            if decision.verdict != Verdict.UNDECIDED:
+                return self.record(ev, decision.verdict, decision.error, "decided")
+            if ev.counted >= self.policy.max_trials or ev.trials >= self.policy.max_attempts:
+                reason = f"undecided after {ev.counted} counted of {ev.trials} trials"
+                return self.record(ev, SKIP, decision.error, reason)
+            ev = self.run_batch(commit, built.artifact_dir)

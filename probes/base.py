@@ -1,0 +1,121 @@
+"""What a probe is: one trial on one built commit, returning an :class:`Outcome`.
+
+Modelled on autobisect's Evaluator: a small base class whose one job is to run
+a trial and say what it saw.  Statistics, journalling and bisecting are the
+driver's business, never the probe's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from build_recipes.base import HostCheck
+
+
+class Outcome(StrEnum):
+    """The result of one trial."""
+
+    CLEAN = "clean"  # the bug was not seen
+    REPRODUCED = "reproduced"  # the bug was seen
+    INCONCLUSIVE = "inconclusive"  # this trial could not tell (e.g. guest never reached the writes)
+    HANG = "hang"  # the trial hit its timeout
+    ERROR = "error"  # the probe itself failed; recorded, never counted as evidence
+
+
+@dataclass
+class TrialContext:
+    commit: str
+    artifact_dir: Path
+    """The commit's cached build artifacts (read-only)."""
+    index: int
+    """Trial number for this commit and probe configuration (0-based, unique once recorded)."""
+    work_dir: Path
+    """Private, empty scratch directory for this trial; deleted after judgement."""
+    evidence_dir: Path
+    """Where to keep logs worth reading later (e.g. the serial log of a reproduction)."""
+    timeout: float
+    seed: int
+    """Seed for the trial's randomness (kill timing...), recorded so a trial can be re-run."""
+
+
+@dataclass
+class TrialResult:
+    outcome: Outcome
+    duration: float = 0.0
+    exit_status: int | None = None
+    signal: int | None = None
+    detail: str = ""
+    """One line for a person: what was seen."""
+    log_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Probe(ABC):
+    """Base class of probes; subclasses are plug-ins chosen by name."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    """Bump when a change to the probe's code changes what a trial means."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the probe's own command-line options (default: none)."""
+
+    @classmethod
+    @abstractmethod
+    def from_args(cls, args: argparse.Namespace) -> Probe:
+        """Build the probe from parsed options; raise UserError on bad values."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes what a trial means: it feeds :meth:`key`."""
+
+    def key(self) -> str:
+        """Hash of name, version and settings: trials are reused only under the same key."""
+        blob = json.dumps(
+            {"name": self.name, "version": self.version, "settings": self.settings()},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def prepare(self, cache_dir: Path) -> None:
+        """Once per run, before any trial (e.g. build the guest kit).  Default: nothing."""
+
+    @abstractmethod
+    def run_trial(self, ctx: TrialContext) -> TrialResult:
+        """Run one trial.  Must return within ``ctx.timeout`` (plus clean-up) and
+        leave no process behind (use :func:`bisect_driver.proc.run_group`)."""
+
+    def run_batch(self, contexts: list[TrialContext], jobs: int) -> list[TrialResult]:
+        """Run several trials of one commit, up to ``jobs`` at once.
+
+        Probes whose verification is cheaper in bulk (one guestfs launch for
+        many images) override this.
+        """
+        if jobs <= 1 or len(contexts) <= 1:
+            return [self._safe_trial(c) for c in contexts]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(self._safe_trial, contexts))
+
+    def _safe_trial(self, ctx: TrialContext) -> TrialResult:
+        """A probe that raises is a probe error, not a crash of the driver."""
+        try:
+            return self.run_trial(ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded as evidence of a probe error
+            return TrialResult(Outcome.ERROR, detail=f"probe raised {type(exc).__name__}: {exc}")
+
+    def host_checks(self) -> list[HostCheck]:
+        """What `bisect-qemu doctor` verifies on this host for this probe."""
+        return []
+
+    def describe(self) -> str:
+        return f"{self.name} {self.settings()}"
