@@ -204,7 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         found = Path(args.report_dir) / "report.md"
         print(f"demo: the fix was planted at {repo.answer}; exit status {status}", file=sys.stderr)
         if found.exists():
-            print(f"demo: report at {found}", file=sys.stderr)
+            print(found.read_text())
         return status if status != EXIT_FOUND else 0
     finally:
         if not args.keep:

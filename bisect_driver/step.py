@@ -78,7 +78,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         started = time.monotonic()
 
         def progress(sha: str, ev: Evidence, status: str) -> None:
-            if status == Verdict.UNDECIDED and ev.trials and ev.trials % 10:
+            if status == Verdict.UNDECIDED and (ev.trials == 0 or ev.trials % 10):
                 return  # a line every 10 trials is plenty for an overnight log
             ctx.progress.line(
                 f"step {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced"
@@ -87,6 +87,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
             )
 
         tester = ctx.tester(progress)
+        tester.clean_tests_left = max(1.0, steps_left / 2)
         rec = tester.judge(commit)
         ctx.journal.event(run_id, "step", f"{commit} {rec.verdict} {rec.reproduced}/{rec.trials}")
         took = time.monotonic() - started

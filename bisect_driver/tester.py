@@ -15,7 +15,7 @@ from .build import Builder
 from .evidence import Evidence
 from .journal import Journal, VerdictRecord
 from .trials import TrialRunner
-from .verdict import Decision, Reference, Verdict, decide
+from .verdict import Decision, Reference, Verdict, calibration_pays, decide
 
 SKIP = "skip"
 
@@ -53,15 +53,45 @@ class CommitTester:
         self.runner = runner
         self.policy = policy
         self.progress = progress or (lambda commit, ev, status: None)
+        self.clean_tests_left = 2.0
+        """Expected CLEAN verdicts still to come (set by the driver from the range size)."""
+
+    def reference_commit(self) -> str | None:
+        """The reproducing endpoint, whose trials are the reference for CLEAN verdicts."""
+        for v in self.journal.verdicts(self.run_id):
+            if v.verdict == Verdict.BUG and v.reason == "endpoint":
+                return v.commit
+        return None
 
     def reference(self, exclude: str | None = None) -> Reference:
-        """Pooled trials of every commit this run judged bug-present."""
-        ref = Reference(0, 0)
-        for v in self.journal.verdicts(self.run_id):
-            if v.verdict == Verdict.BUG and v.commit != exclude:
-                ev = self.runner.evidence(v.commit)
-                ref = ref.plus(ev.reproduced, ev.counted)
-        return ref
+        """The reproducing endpoint's trials.
+
+        Only the endpoint: commits judged bug-present stop at their first
+        reproduction, and pooling them would bias the rate upwards (measured:
+        it pushed the wrong-verdict rate over its target; see
+        tests/test_statistics.py).  The reference grows instead by topping up
+        the endpoint while that pays (:meth:`top_up_reference`).
+        """
+        commit = self.reference_commit()
+        if commit is None or commit == exclude:
+            return Reference(0, 0)
+        ev = self.runner.evidence(commit)
+        return Reference(ev.reproduced, ev.counted)
+
+    def top_up_reference(self, ref: Reference) -> bool:
+        """Run a batch at the reference endpoint if that saves trials overall."""
+        commit = self.reference_commit()
+        if commit is None or not calibration_pays(ref, self.policy.alpha, self.clean_tests_left):
+            return False
+        artifacts = self.builder.artifacts.lookup(commit)
+        if artifacts is None:  # evicted: rebuilding would move the bisect's checkout
+            return False
+        ev = self.runner.evidence(commit)
+        if ev.counted >= self.policy.max_trials * 2:
+            return False
+        self.progress(commit, ev, "calibrating")
+        self.run_batch(commit, artifacts)
+        return True
 
     def decide(self, ev: Evidence, ref: Reference | None = None) -> Decision:
         ref = self.reference(exclude=ev.commit) if ref is None else ref
@@ -105,4 +135,6 @@ class CommitTester:
             if ev.counted >= self.policy.max_trials or ev.trials >= self.policy.max_attempts:
                 reason = f"undecided after {ev.counted} counted of {ev.trials} trials"
                 return self.record(ev, SKIP, decision.error, reason)
+            if ev.reproduced == 0 and self.top_up_reference(self.reference(exclude=commit)):
+                continue
             ev = self.run_batch(commit, built.artifact_dir)

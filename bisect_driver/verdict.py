@@ -137,19 +137,29 @@ def clean_trials_needed(ref: Reference, alpha: float, limit: int = 100_000) -> i
     return hi
 
 
+MIN_REFERENCE_REPRODUCTIONS = 3
+"""Below this the exact test can hardly ever say CLEAN: always calibrate further."""
+
+
 def calibration_pays(ref: Reference, alpha: float, clean_tests_left: float, look: int = 8) -> bool:
     """Should the reproducing endpoint get more reference trials?
 
-    Yes while ``look`` more trials there are expected to save more than
-    ``look`` trials over the clean verdicts still to come (each needs
-    ``clean_trials_needed``).  Looking a few trials ahead smooths the
-    discreteness of the exact test.
+    Yes while it has fewer than ``MIN_REFERENCE_REPRODUCTIONS``, and after that
+    while ``look`` more trials there are expected to save more than ``look``
+    trials over the clean verdicts still to come (each needs
+    ``clean_trials_needed``).  Looking a few trials ahead, with the expected
+    number of new reproductions interpolated, smooths the discreteness of the
+    exact test.
     """
-    if ref.reproduced == 0:
+    if ref.reproduced < MIN_REFERENCE_REPRODUCTIONS:
         return True
     now = clean_trials_needed(ref, alpha)
-    expected_k = round(ref.rate * look)
-    after = clean_trials_needed(ref.plus(expected_k, look), alpha)
+    expected = ref.rate * look
+    low = int(expected)
+    frac = expected - low
+    after = (1 - frac) * clean_trials_needed(ref.plus(low, look), alpha) + frac * (
+        clean_trials_needed(ref.plus(low + 1, look), alpha)
+    )
     return (now - after) * clean_tests_left > look
 
 

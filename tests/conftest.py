@@ -1,0 +1,88 @@
+"""Shared fixtures: generated flaky repos and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bisect_driver.cli import main
+from bisect_driver.flaky_project import FlakyRepo, FlakySpec, generate
+
+
+@dataclass
+class CliResult:
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def make_flaky(tmp_path):
+    """Factory: make_flaky(commits=.., change_at=.., ...) -> FlakyRepo under tmp_path."""
+    counter = [0]
+
+    def make(**kw) -> FlakyRepo:
+        counter[0] += 1
+        return generate(tmp_path / f"repo{counter[0]}", FlakySpec(**kw))
+
+    return make
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*argv: str) -> CliResult:
+        status = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return CliResult(status, captured.out, captured.err)
+
+    return run
+
+
+def flaky_args(repo: FlakyRepo, cache: Path, *extra: str) -> list[str]:
+    """The command line a user would type for a generated repo."""
+    return [
+        "--repo",
+        str(repo.path),
+        "--good",
+        repo.old,
+        "--bad",
+        repo.new,
+        "--cache-dir",
+        str(cache),
+        "--build-cmd",
+        "make -s",
+        "--artifact",
+        "flaky",
+        "--artifact",
+        "probe.sh",
+        "--probe-cmd",
+        "./probe.sh",
+        "--jobs",
+        "2",
+        *extra,
+    ]
+
+
+def read_report(path: Path) -> dict:
+    return json.loads((path / "report.json").read_text())
+
+
+def repo_state(path: Path) -> dict:
+    """Everything about a user's checkout that the tool must leave alone."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True).stdout
+
+    return {
+        "head": git("rev-parse", "HEAD"),
+        "branch": git("symbolic-ref", "-q", "HEAD"),
+        "status": git("status", "--porcelain", "--untracked-files=all"),
+        "worktrees": git("worktree", "list", "--porcelain"),
+        "refs": git("for-each-ref"),
+        "bisect": (path / ".git" / "BISECT_LOG").exists(),
+        "index": (path / ".git" / "index").read_bytes(),
+    }
