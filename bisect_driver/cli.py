@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 from .errors import EXIT_INTERNAL, BisectError, UserError
@@ -38,6 +39,9 @@ with a build of every commit and many trials each, decided by statistics.
   bisect-qemu probe REF -n 50              measure one commit's reproduction rate
   bisect-qemu report | status | resume     rewrite the report | show a run | continue it
   bisect-qemu guest build | doctor         build the probe's guest kit | check the host
+
+Options can also come from a TOML file: --config FILE (or $BISECT_QEMU_CONFIG),
+keys named like the long options (max-trials = 100); the command line wins.
 """
 
 
@@ -233,14 +237,47 @@ def build_parser(command: str, recipe: str, probe: str) -> argparse.ArgumentPars
     return p
 
 
+def load_config(path: str) -> dict[str, object]:
+    """Option defaults from a TOML file: keys are long option names (``max-trials = 100``)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config {path} is not valid TOML: {exc}") from None
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=os.environ.get("BISECT_QEMU_CONFIG"))
+    known, rest = pre.parse_known_args(rest)
+    config = load_config(known.config) if known.config else {}
     if command == "demo":
         recipe, probe = "shell", "command"
     else:
         recipe, probe = plugin_names(rest)
-    return build_parser(command, recipe, probe).parse_args(rest)
+        recipe = str(config.get("recipe", recipe)) if "--recipe" not in rest else recipe
+        probe = str(config.get("probe", probe)) if "--probe" not in rest else probe
+    parser = build_parser(command, recipe, probe)
+    if config:
+        valid = {a.dest for a in parser._actions}
+        unknown = sorted(set(config) - valid)
+        if unknown:
+            raise UserError(f"config {known.config}: unknown option(s) {', '.join(unknown)}")
+        parser.set_defaults(**config)
+        # Values from a file skip argparse's type checks: run them through the parser.
+        for action in parser._actions:
+            if action.dest in config and action.type is not None:
+                value = config[action.dest]
+                try:
+                    action.type(str(value))
+                except (argparse.ArgumentTypeError, ValueError) as exc:
+                    raise UserError(f"config {known.config}: {action.dest}: {exc}") from None
+    return parser.parse_args(rest)
 
 
 def dispatch(args: argparse.Namespace) -> int:
