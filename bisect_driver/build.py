@@ -17,6 +17,7 @@ from pathlib import Path
 from build_recipes.base import BuildContext, BuildResult, BuildStatus, Recipe, fingerprint
 
 from .artifacts import ArtifactCache
+from .disk import check_free
 from .gitops import Checkout
 from .journal import BuildRecord, Journal
 
@@ -40,6 +41,7 @@ class Builder:
         log_dir: Path,
         timeout: float | None = None,
         cache_limit: int | None = None,
+        min_free: int = 0,
     ) -> None:
         self.journal = journal
         self.recipe = recipe
@@ -50,6 +52,7 @@ class Builder:
         self.timeout = timeout
         self.artifacts = ArtifactCache(cache_dir / "artifacts", self.key, cache_limit)
         self.build_dir = cache_dir / "builds" / self.key
+        self.min_free = min_free
 
     def ensure(self, commit: str) -> BuildOutcome:
         """Artifacts of ``commit``: from the cache, or built now (never built twice)."""
@@ -64,6 +67,8 @@ class Builder:
         return self._build(commit)
 
     def _build(self, commit: str) -> BuildOutcome:
+        self.artifacts.evict()
+        check_free(self.cache_dir, self.min_free, f"building {commit[:12]}")
         self.checkout.checkout(commit)
         staging = self.artifacts.staging(commit)
         self.build_dir.mkdir(parents=True, exist_ok=True)

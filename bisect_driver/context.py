@@ -51,6 +51,8 @@ TRANSIENT = {
     "good",
     "bad",
     "guest_command",
+    "min_free",
+    "config",
 }
 
 
@@ -122,6 +124,7 @@ class RunContext:
             self.run_dir / "logs",
             timeout=self.args.build_timeout,
             cache_limit=parse_size(self.args.cache_limit),
+            min_free=parse_size(getattr(self.args, "min_free", None)) or 0,
         )
 
     def runner(self) -> TrialRunner:
@@ -134,6 +137,8 @@ class RunContext:
             jobs=self.args.jobs,
             trial_timeout=timeout,
             hang_as=self.args.hang_as,
+            scratch_root=self.cache_dir / "scratch",
+            min_free=parse_size(getattr(self.args, "min_free", None)) or 0,
         )
 
     def tester(self, progress_fn=None) -> CommitTester:

@@ -7,7 +7,10 @@ the candidate, the exit status and the report.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +22,7 @@ from .errors import EXIT_AMBIGUOUS, EXIT_FOUND, Interrupted, UserError
 from .evidence import Evidence
 from .gitops import check_clean, is_ancestor, range_size, resolve
 from .lock import CacheLock
+from .proc import LIVE_DIR_ENV, kill_live_groups, reap_stale_groups
 from .report import write_report
 from .verdict import expected_verdicts, per_verdict_alpha
 
@@ -67,14 +71,45 @@ def progress_fn(ctx: RunContext):
     return show
 
 
+def _interrupt(signum, _frame):
+    """Ctrl-C / SIGTERM: kill running trials and builds first, so that worker
+    threads return at once, then unwind (the journal already has every
+    finished trial)."""
+    kill_live_groups()
+    raise Interrupted(f"stopped by signal {signum}")
+
+
+def recover(ctx: RunContext) -> None:
+    """Clean up after a run that died (power cut, kill -9), under the lock.
+
+    Kill its orphaned trial/build process groups, drop its scratch dirs, and
+    remove a git index.lock in our own checkout (we hold the cache lock, so
+    no git of ours is running there).
+    """
+    live = ctx.cache_dir / "live"
+    reaped = reap_stale_groups(live)
+    if reaped:
+        ctx.progress.line(f"killed {len(reaped)} process group(s) left by an interrupted run")
+    os.environ[LIVE_DIR_ENV] = str(live)
+    shutil.rmtree(ctx.cache_dir / "scratch", ignore_errors=True)
+    if ctx.checkout is not None:
+        stale = Path(ctx.checkout.repo.git_dir) / "index.lock"
+        stale.unlink(missing_ok=True)
+
+
 def run(args) -> int:
     started = time.monotonic()
     ctx = prepare_run(args)
     lock = CacheLock(ctx.cache_dir)
     lock.acquire(f"run {ctx.run_id}")
+    handlers = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        recover(ctx)
         return _run_locked(ctx, args, started)
     finally:
+        kill_live_groups()
+        for s, h in handlers.items():
+            signal.signal(s, h)
         lock.release()
 
 

@@ -14,6 +14,7 @@ EXIT_ENDPOINTS = 3  # the two ends behave alike, or an end cannot be built/teste
 EXIT_INTERRUPTED = 4  # stopped by a signal; rerun the same command to resume
 EXIT_LOCKED = 5  # another run holds the cache lock
 EXIT_JOURNAL = 6  # the journal is unreadable or corrupt
+EXIT_DISK = 7  # not enough free disk to go on; rerun to resume after freeing space
 EXIT_INTERNAL = 70  # a bug in the tool (traceback in the driver log)
 
 # Exit statuses of the internal `step` command, as `git bisect run` reads them.

@@ -44,10 +44,57 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 # them on SIGTERM/SIGINT so that nothing outlives an interrupted run.
 LIVE_GROUPS: set[int] = set()
 
+# A kill -9 of the driver cannot clean up, and trials run in sessions of their
+# own, so each live group is also registered as a file in this directory (set
+# by the driver, inherited by `git bisect run` steps); the next run reaps
+# whatever is still there.
+LIVE_DIR_ENV = "BISECT_QEMU_LIVE_DIR"
+
 
 def kill_live_groups() -> None:
     for pgid in list(LIVE_GROUPS):
         kill_group(pgid)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid from the original)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _register(pgid: int) -> Path | None:
+    live = os.environ.get(LIVE_DIR_ENV)
+    if not live:
+        return None
+    start = _start_time(pgid)
+    path = Path(live) / str(pgid)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(start or "")
+    except OSError:
+        return None
+    return path
+
+
+def reap_stale_groups(live_dir: Path) -> list[int]:
+    """Kill process groups registered by a run that died without cleaning up."""
+    killed = []
+    if not live_dir.is_dir():
+        return killed
+    for entry in live_dir.iterdir():
+        try:
+            pgid = int(entry.name)
+        except ValueError:
+            continue
+        recorded = entry.read_text().strip()
+        if recorded and _start_time(pgid) == recorded:
+            kill_group(pgid)
+            killed.append(pgid)
+        entry.unlink(missing_ok=True)
+    return killed
 
 
 def run_group(
@@ -85,6 +132,7 @@ def run_group(
             start_new_session=True,
         )
         LIVE_GROUPS.add(proc.pid)
+        registered = _register(proc.pid)
         timed_out = False
         try:
             if stdin_data is not None:
@@ -99,6 +147,8 @@ def run_group(
             # The leader may have exited while children linger in its group.
             kill_group(proc.pid)
             LIVE_GROUPS.discard(proc.pid)
+            if registered is not None:
+                registered.unlink(missing_ok=True)
         out.seek(0)
         text = out.read().decode(errors="replace")
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from probes.base import Outcome, Probe, TrialContext, TrialResult
 
+from .disk import check_free
 from .evidence import Evidence
 from .journal import Journal, TrialRecord
 
@@ -36,6 +37,7 @@ class TrialRunner:
         trial_timeout: float = 300.0,
         hang_as: str = "inconclusive",
         scratch_root: Path | None = None,
+        min_free: int = 0,
     ) -> None:
         self.journal = journal
         self.probe = probe
@@ -46,6 +48,7 @@ class TrialRunner:
         self.trial_timeout = trial_timeout
         self.hang_as = hang_as
         self.scratch_root = scratch_root
+        self.min_free = min_free
 
     def records(self, commit: str) -> list[TrialRecord]:
         return self.journal.trials(commit, self.recipe_key, self.probe_key)
@@ -58,6 +61,9 @@ class TrialRunner:
         existing = self.records(commit)
         first = max((t.idx for t in existing), default=-1) + 1
         commit_evidence = self.evidence_dir / commit[:12]
+        check_free(self.scratch_root or Path(tempfile.gettempdir()), self.min_free, "trials")
+        if self.scratch_root is not None:
+            self.scratch_root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="trials-", dir=self.scratch_root))
         contexts = []
         for index in range(first, first + count):
