@@ -127,7 +127,8 @@ def test_expected_trials_below_fixed_n_design_at_same_error(rate, seed):
     error under alpha for any rate down to LOWEST_RATE it needs
     N = ceil(log(alpha) / log(1 - LOWEST_RATE)) trials on *every* commit (31
     here: the "N=30" people use).  We stop at the first reproduction on
-    bug-present commits.  Calibration trials are charged to us.  Averaged over 5 simulated bisects of 40 commits each.
+    bug-present commits.  Calibration trials are charged to us.  Averaged
+    over 5 simulated bisects of 40 commits each.
     """
     alpha = per_verdict_alpha(0.99, expected_verdicts(100))
     fixed_n = math.ceil(math.log(alpha) / math.log(1 - LOWEST_RATE))

@@ -1,0 +1,513 @@
+"""Build QEMU of the v1.0..v1.1.0 era (x86_64-softmmu, qemu-img, qemu-io) on a modern host.
+
+How one build goes (see ``docs/qemu-builds.md`` for measurements):
+
+1. Fix-ups (``fixups.py``) are detected by the content of the checkout and
+   applied *outside* it: a converted copy of the Python 2 scripts in the cache,
+   a compat include directory, and a Python shim given to configure as
+   ``--python``.  The checkout stays clean, so ``git reset --hard`` after the
+   build costs nothing and the next commit's incremental build only recompiles
+   what the commit changed.
+2. configure runs in the persistent out-of-tree build directory, but only when
+   that directory was never configured or was configured with other arguments
+   (a stamp file records them).  When ``configure`` itself changes between
+   commits, QEMU's Makefile replays the recorded configure command by itself;
+   the shim's path is constant and its behaviour comes from the environment, so
+   the replayed command is still right.
+3. ``make -jN`` with ccache under ``cache_dir/ccache``.
+4. If that fails (or leaves artifacts missing) in a build directory that held an
+   earlier build, the directory is emptied and the build is tried once more:
+   a stale tree must not turn a good commit into a skip.
+5. The artifacts are copied into ``output_dir`` in the layout the probe expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bisect_driver.errors import UserError
+from bisect_driver.proc import ProcResult, run_group
+
+from ..base import (
+    BuildContext,
+    BuildResult,
+    BuildStatus,
+    FixUp,
+    HostCheck,
+    Recipe,
+    load_fixup_file,
+    merge_fixups,
+)
+from . import fixups as fx
+from .logparse import classify_make, configure_error
+
+DEFAULT_PYTHON = "/usr/bin/python3"
+DEFAULT_TARGETS = "x86_64-softmmu"
+
+# artifact path in output_dir -> path in the build directory
+ARTIFACTS: dict[str, str] = {
+    "bin/qemu-system-x86_64": "x86_64-softmmu/qemu-system-x86_64",
+    "bin/qemu-img": "qemu-img",
+    "bin/qemu-io": "qemu-io",
+}
+CONFIGURE_STAMP = ".bisect-qemu-configure.json"
+SHIM_SOURCE = Path(fx.shim.__file__)
+
+
+class _Failure(Exception):
+    """Ends one build attempt with a class and a one-line detail."""
+
+    def __init__(self, status: BuildStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class _Log:
+    """The build log: every step's output appended to ``ctx.log_path`` with a header.
+
+    Each step streams into a side file first (run_group truncates its log), so a
+    log of a killed build still shows what the step printed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def note(self, text: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(f"=== {text}\n")
+
+    def run(self, title: str, cmd: list[str], **kwargs: Any) -> ProcResult:
+        self.note(f"{title}: {shlex.join(cmd)}")
+        step = self.path.with_name(self.path.name + ".step")
+        result = run_group(cmd, log_path=step, **kwargs)
+        with open(self.path, "a") as fh:
+            fh.write(result.output)
+            if not result.output.endswith("\n"):
+                fh.write("\n")
+            state = "timed out" if result.timed_out else f"exit {result.returncode}"
+            if result.signal:
+                state = f"signal {result.signal}"
+            fh.write(f"=== {title}: {state} after {result.duration:.1f} s\n")
+        step.unlink(missing_ok=True)
+        return result
+
+
+class QemuRecipe(Recipe):
+    """QEMU v1.0..v1.1.0: qemu-system-x86_64, qemu-img, qemu-io and pc-bios/."""
+
+    name = "qemu"
+    version = 1
+
+    def __init__(
+        self,
+        *,
+        target_list: str = DEFAULT_TARGETS,
+        configure_args: list[str] | None = None,
+        make_jobs: int = 2,
+        ccache: bool = True,
+        fixups_file: Path | None = None,
+        without_fixups: list[str] | None = None,
+        python: str = DEFAULT_PYTHON,
+        cc: str = "gcc",
+    ) -> None:
+        targets = [t for t in target_list.split(",") if t]
+        if "x86_64-softmmu" not in targets:
+            raise UserError("--target-list must include x86_64-softmmu (the probe runs it)")
+        if make_jobs < 1:
+            raise UserError("--make-jobs must be at least 1")
+        self.target_list = ",".join(targets)
+        self.configure_args = list(configure_args or [])
+        self.make_jobs = make_jobs
+        self.ccache = ccache
+        self.python = python
+        self.cc = cc
+        self.fixups_file = fixups_file
+        self._fixups_file_digest: str | None = None
+        extra: list[FixUp] = []
+        if fixups_file is not None:
+            try:
+                self._fixups_file_digest = hashlib.sha256(fixups_file.read_bytes()).hexdigest()
+                extra = load_fixup_file(fixups_file)
+            except OSError as exc:
+                raise UserError(f"--fixups-file {fixups_file}: {exc.strerror or exc}") from None
+            except Exception as exc:  # the user's file: any error is a usage error
+                raise UserError(f"--fixups-file {fixups_file}: {exc}") from None
+        merged = merge_fixups(list(fx.BUILTIN_FIXUPS), extra)
+        self.without_fixups = sorted(set(without_fixups or []))
+        unknown = set(self.without_fixups) - {f.name for f in merged}
+        if unknown:
+            raise UserError(
+                f"--without-fixup: unknown fix-up {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(f.name for f in merged)})"
+            )
+        self._fixups = [f for f in merged if f.name not in self.without_fixups]
+        self._user_fixup_names = {f.name for f in extra}
+
+    # --- plug-in interface --------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("qemu recipe")
+        group.add_argument(
+            "--fixups-file",
+            dest="qemu_fixups_file",
+            type=Path,
+            metavar="PATH",
+            help="Python file defining FIXUPS = [FixUp(...)]; replaces built-in fix-ups "
+            "of the same name and adds the others",
+        )
+        group.add_argument(
+            "--without-fixup",
+            dest="qemu_without_fixups",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="do not apply this fix-up (repeatable)",
+        )
+        group.add_argument(
+            "--configure-arg",
+            dest="qemu_configure_args",
+            action="append",
+            default=[],
+            metavar="ARG",
+            help="extra argument for QEMU's configure (repeatable), e.g. --disable-vnc",
+        )
+        group.add_argument(
+            "--target-list",
+            dest="qemu_target_list",
+            default=DEFAULT_TARGETS,
+            help="configure --target-list; must include x86_64-softmmu (default: %(default)s)",
+        )
+        group.add_argument(
+            "--make-jobs",
+            dest="qemu_make_jobs",
+            type=int,
+            default=2,
+            metavar="N",
+            help="make -jN (default: %(default)s)",
+        )
+        group.add_argument(
+            "--ccache",
+            dest="qemu_ccache",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="compile through ccache (cache under CACHE/ccache; default: on)",
+        )
+        group.add_argument(
+            "--host-python",
+            dest="qemu_python",
+            default=DEFAULT_PYTHON,
+            metavar="PATH",
+            help="Python 3 with lib2to3 that converts and runs QEMU's build scripts "
+            "(default: %(default)s)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> QemuRecipe:
+        return cls(
+            target_list=getattr(args, "qemu_target_list", DEFAULT_TARGETS),
+            configure_args=list(getattr(args, "qemu_configure_args", []) or []),
+            make_jobs=getattr(args, "qemu_make_jobs", 2),
+            ccache=getattr(args, "qemu_ccache", True),
+            fixups_file=getattr(args, "qemu_fixups_file", None),
+            without_fixups=list(getattr(args, "qemu_without_fixups", []) or []),
+            python=getattr(args, "qemu_python", DEFAULT_PYTHON),
+        )
+
+    def settings(self) -> dict[str, Any]:
+        # make_jobs and ccache do not change what is built, so they stay out of the key.
+        return {
+            "target_list": self.target_list,
+            "configure_args": self.configure_args,
+            "fixups": [f.name for f in self._fixups],
+            "fixups_file_sha256": self._fixups_file_digest,
+            "python": self.python,
+            "cc": self.cc,
+        }
+
+    def main_binary(self) -> str:
+        return "bin/qemu-system-x86_64"
+
+    def fixups(self) -> list[FixUp]:
+        return list(self._fixups)
+
+    # --- building -----------------------------------------------------------------
+
+    def build(self, ctx: BuildContext) -> BuildResult:
+        start = time.monotonic()
+        deadline = start + ctx.timeout if ctx.timeout else None
+        log = _Log(ctx.log_path)
+        log.note(f"qemu recipe v{self.version}: commit {ctx.commit} in {ctx.source_dir}")
+        ctx.build_dir.mkdir(parents=True, exist_ok=True)
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+
+        env_ctx = dataclasses.replace(ctx, env=dict(ctx.env))
+        env_ctx.env[fx.HOST_PYTHON] = self.python
+        try:
+            applied, lines = self._apply_fixups(env_ctx)
+        except _Failure as failure:
+            log.note(f"FAILED ({failure.status}): {failure.detail}")
+            return BuildResult(failure.status, [], failure.detail)
+        for line in lines:
+            log.note(f"fix-up {line}")
+
+        inputs = _generator_inputs(ctx)
+        stale = _stale_reason(ctx.build_dir, inputs)
+        if stale:
+            log.note(f"starting from an empty build directory: {stale}")
+            _empty_dir(ctx.build_dir)
+        incremental = any(ctx.build_dir.iterdir())
+        env_ctx.env[_INPUTS_KEY] = json.dumps(inputs, sort_keys=True)
+        result = self._attempt(env_ctx, log, deadline, incremental)
+        if result.status not in (BuildStatus.OK, BuildStatus.TIMEOUT) and incremental:
+            first = f"{result.status}: {result.detail}"
+            log.note(f"incremental build failed ({first}); retrying in an empty build directory")
+            _empty_dir(ctx.build_dir)
+            _empty_dir(ctx.output_dir)
+            result = self._attempt(env_ctx, log, deadline, False)
+            if result.status is BuildStatus.OK:
+                result.detail += f"; the incremental build had failed ({first})"
+        result.fixups = applied
+        log.note(f"result: {result.status}: {result.detail} ({time.monotonic() - start:.1f} s)")
+        return result
+
+    def _apply_fixups(self, ctx: BuildContext) -> tuple[list[str], list[str]]:
+        """Apply the fix-ups that detect they apply; a failing one is a PREPARE failure."""
+        names: list[str] = []
+        lines: list[str] = []
+        for fixup in self._fixups:
+            try:
+                if not fixup.applies(ctx):
+                    continue
+                what = fixup.apply(ctx)
+            except Exception as exc:  # noqa: BLE001 - any fix-up error ends this build only
+                raise _Failure(
+                    BuildStatus.PREPARE, f"fix-up {fixup.name} failed: {exc!r}"[:300]
+                ) from exc
+            names.append(fixup.name)
+            lines.append(fixup.name if not what else f"{fixup.name}: {what}")
+        return names, lines
+
+    def _attempt(
+        self, ctx: BuildContext, log: _Log, deadline: float | None, incremental: bool
+    ) -> BuildResult:
+        mode = "incremental" if incremental else "clean"
+        try:
+            env = self._env(ctx)
+            shim = self._install_shim(ctx)
+            args = self._configure_command(ctx, shim)
+            stamp = ctx.build_dir / CONFIGURE_STAMP
+            configured = (ctx.build_dir / "config-host.mak").is_file() and _read_stamp(stamp).get(
+                "args"
+            ) == args
+            if not configured:
+                stamp.unlink(missing_ok=True)
+                result = log.run(
+                    "configure", args, cwd=ctx.build_dir, env=env, timeout=_left(deadline)
+                )
+                if result.timed_out:
+                    raise _Failure(BuildStatus.TIMEOUT, "configure did not finish in time")
+                if not result.ok:
+                    raise _Failure(
+                        BuildStatus.CONFIGURE,
+                        configure_error(result.output, [str(ctx.source_dir), str(ctx.build_dir)]),
+                    )
+            inputs = json.loads(ctx.env.get(_INPUTS_KEY, "{}"))
+            stamp.write_text(json.dumps({"args": args, "inputs": inputs}, indent=1) + "\n")
+            make = ["make", f"-j{self.make_jobs}"]
+            result = log.run("make", make, cwd=ctx.build_dir, env=env, timeout=_left(deadline))
+            if result.timed_out:
+                raise _Failure(BuildStatus.TIMEOUT, f"make did not finish in time ({mode})")
+            if not result.ok:
+                status, detail = classify_make(
+                    result.output, [str(ctx.source_dir), str(ctx.build_dir)]
+                )
+                raise _Failure(status, detail)
+            built = self._collect(ctx)
+        except _Failure as failure:
+            _empty_dir(ctx.output_dir)
+            return BuildResult(failure.status, [], failure.detail)
+        what = "configure + make" if not configured else "make"
+        return BuildResult(BuildStatus.OK, [], f"{mode} build ({what}): {built}")
+
+    def _env(self, ctx: BuildContext) -> dict[str, str]:
+        """The build environment: the caller's, minus what would change Python or messages."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env.update(ctx.env)
+        env["LC_ALL"] = "C"  # error lines are parsed
+        # Never write __pycache__ into the checkout (git reset --hard keeps untracked files).
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if self.ccache:
+            env["CCACHE_DIR"] = str(ctx.cache_dir / "ccache")
+            # QEMU compiles with -g, and ccache then hashes the working directory: a
+            # build in another directory (another recipe key) would miss every object.
+            # The price is a DW_AT_comp_dir that may name another build directory.
+            env["CCACHE_NOHASHDIR"] = "1"
+        return env
+
+    def _install_shim(self, ctx: BuildContext) -> Path:
+        """Write the --python shim (``shim.py`` behind a ``#!`` for the host Python)."""
+        text = f"#!{self.python}\n" + SHIM_SOURCE.read_text()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        path = fx.recipe_cache(ctx) / "bin" / f"python-shim-{digest}"
+        fx.write_if_changed(path, text, mode=0o755)
+        return path
+
+    def _configure_command(self, ctx: BuildContext, shim: Path) -> list[str]:
+        cc = f"ccache {self.cc}" if self.ccache else self.cc
+        args = [
+            str(ctx.source_dir / "configure"),
+            f"--target-list={self.target_list}",
+            f"--python={shim}",
+            f"--cc={cc}",
+            # -Werror is the default for x.y.50 snapshots; today's gcc warns a lot more.
+            "--disable-werror",
+            "--disable-docs",
+        ]
+        cflags = ctx.env.get(fx.EXTRA_CFLAGS, "").strip()
+        if cflags:
+            args.append(f"--extra-cflags={cflags}")
+        args += shlex.split(ctx.env.get(fx.EXTRA_CONFIGURE_ARGS, ""))
+        return args + self.configure_args
+
+    def _collect(self, ctx: BuildContext) -> str:
+        """Copy binaries and firmware into output_dir; MISSING_ARTIFACT if one is absent."""
+        missing = [rel for rel in ARTIFACTS.values() if not (ctx.build_dir / rel).is_file()]
+        if missing:
+            raise _Failure(
+                BuildStatus.MISSING_ARTIFACT,
+                f"make succeeded but did not produce {', '.join(missing)}",
+            )
+        for dest, rel in ARTIFACTS.items():
+            target = ctx.output_dir / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ctx.build_dir / rel, target)
+        bios = ctx.source_dir / "pc-bios"
+        out_bios = ctx.output_dir / "pc-bios"
+        out_bios.mkdir(parents=True, exist_ok=True)
+        if bios.is_dir():
+            # What `make install` puts in the data dir: the top-level blobs and keymaps/.
+            for item in bios.iterdir():
+                if item.is_file():
+                    shutil.copy2(item, out_bios / item.name)
+            if (bios / "keymaps").is_dir():
+                shutil.copytree(bios / "keymaps", out_bios / "keymaps")
+        blobs = sum(1 for p in out_bios.iterdir() if p.is_file())
+        size = (ctx.output_dir / self.main_binary()).stat().st_size
+        return f"qemu-system-x86_64 {size / 1e6:.1f} MB, qemu-img, qemu-io, {blobs} pc-bios files"
+
+    # --- doctor -------------------------------------------------------------------
+
+    def host_checks(self) -> list[HostCheck]:
+        checks = [
+            _tool_check("gcc", [self.cc, "--version"]),
+            _tool_check("make", ["make", "--version"]),
+            _tool_check("pkg-config", ["pkg-config", "--version"]),
+        ]
+        if self.ccache:
+            checks.append(_tool_check("ccache", ["ccache", "--version"]))
+        checks += [
+            _tool_check("glib-2.0 dev", ["pkg-config", "--modversion", "glib-2.0"]),
+            _tool_check("zlib dev", ["pkg-config", "--modversion", "zlib"]),
+            _tool_check("python3", [self.python, "--version"]),
+            _tool_check(
+                "lib2to3",
+                [self.python, "-W", "ignore", "-c", "import lib2to3.main; print('importable')"],
+                hint="QEMU's Python 2 build scripts are converted with lib2to3 "
+                "(removed in Python 3.13: use --host-python with a 3.12 or older)",
+            ),
+            _tool_check(
+                "sys/sysmacros.h",
+                [
+                    "sh",
+                    "-c",
+                    "printf '#include <sys/sysmacros.h>\\n' | " + self.cc + " -E - >/dev/null",
+                ],
+            ),
+        ]
+        return checks
+
+
+def _tool_check(name: str, cmd: list[str], hint: str = "") -> HostCheck:
+    if shutil.which(cmd[0]) is None and not Path(cmd[0]).is_file():
+        return HostCheck(name, False, f"{cmd[0]} not found" + (f"; {hint}" if hint else ""))
+    result = run_group(cmd, timeout=60)
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    if result.ok:
+        return HostCheck(name, True, lines[0].strip() if lines else "ok")
+    why = lines[-1].strip() if lines else f"exit {result.returncode}"
+    return HostCheck(name, False, why + (f"; {hint}" if hint else ""))
+
+
+def _left(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - time.monotonic(), 0.1)
+
+
+def _read_stamp(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+_INPUTS_KEY = "BISECT_QEMU_GENERATOR_INPUTS"
+
+
+def _generator_inputs(ctx: BuildContext) -> dict[str, str]:
+    """What QEMU's Makefile fails to track: a change here needs an empty build dir.
+
+    The generated qapi/trace files depend on some scripts but not on the modules
+    they import (scripts/qapi.py, the tracetool package), and QEMU_VERSION is
+    read by configure from VERSION, which no rule depends on.  An incremental
+    build across such a change would keep stale generated code or a stale version
+    string; an empty build dir with a warm ccache costs little more.
+    """
+    version = ctx.source_dir / "VERSION"
+    return {
+        "scripts": fx.scripts_key(ctx.source_dir, "inputs"),
+        "version": version.read_text(errors="replace").strip() if version.is_file() else "",
+    }
+
+
+def _stale_reason(build_dir: Path, inputs: dict[str, str]) -> str | None:
+    """Why the build dir cannot be reused incrementally, or None."""
+    if not build_dir.is_dir() or not any(build_dir.iterdir()):
+        return None
+    stamp = _read_stamp(build_dir / CONFIGURE_STAMP)
+    if not stamp:
+        return "it holds no record of a finished configure"
+    old = stamp.get("inputs", {})
+    changed = [k for k in ("scripts", "version") if old.get(k) != inputs[k]]
+    if changed:
+        what = " and ".join("scripts/**/*.py" if k == "scripts" else "VERSION" for k in changed)
+        return f"{what} changed since its last build (QEMU's Makefile does not track them)"
+    return None
+
+
+def _empty_dir(path: Path) -> None:
+    """Remove everything inside ``path`` but keep ``path`` (the driver owns it)."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+__all__ = ["ARTIFACTS", "QemuRecipe"]
