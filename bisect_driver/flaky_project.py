@@ -48,8 +48,10 @@ static void *writer(void *arg) {{
         if (stop)
             break;
         long end = now_us() + BUSY_US;
-        while (now_us() < end)
+        while (now_us() < end) {{
             buf[(i++ * 4096) % BUF_SIZE] = (char)i; /* the write "in flight" */
+            usleep(20); /* leave the CPU to the signal handler, as real I/O would */
+        }}
     }}
     return NULL;
 }}
