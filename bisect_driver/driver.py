@@ -16,15 +16,16 @@ import time
 from pathlib import Path
 
 from .bisector import GitBisect, step_command
+from .confirm import CONFIRM_FACTOR
 from .context import RunContext, jsonable_args, make_context, make_run_id
-from .endpoints import check_endpoints
+from .endpoints import FIX, check_endpoints
 from .errors import EXIT_AMBIGUOUS, EXIT_FOUND, Interrupted, UserError
 from .evidence import Evidence
 from .gitops import check_clean, is_ancestor, range_size, resolve
 from .lock import CacheLock
 from .proc import LIVE_DIR_ENV, kill_live_groups, reap_stale_groups
 from .report import write_report
-from .verdict import expected_verdicts, per_verdict_alpha
+from .verdict import Verdict, expected_verdicts, per_verdict_alpha
 
 
 def prepare_run(args) -> RunContext:
@@ -59,6 +60,114 @@ def prepare_run(args) -> RunContext:
     ctx.run_id = make_run_id(settings)
     ctx.settings = settings
     return ctx
+
+
+def confirm_answer(ctx, tester, ends, bisect, step, outcome):
+    """Retest candidate and parents strictly; correct a misleading verdict and replay."""
+    from .confirm import MAX_CORRECTIONS, confirm_run_id, corrected_log, retest
+    from .history import parents_in_range
+    from .journal import VerdictRecord
+
+    run_id, journal, p = ctx.run_id, ctx.journal, ctx.progress.line
+    strict = tester.with_alpha(confirm_run_id(run_id), tester.policy.alpha / CONFIRM_FACTOR)
+    rounds: list = []
+    corrected: list[str] = []
+    for _attempt in range(MAX_CORRECTIONS + 1):
+        cand = outcome.candidates[0]
+        parents = parents_in_range(ctx.user_repo, cand, ends.old)
+        p(
+            f"confirming {cand[:12]} (parents {', '.join(x[:12] for x in parents)})"
+            f" at error <= {strict.policy.alpha:.2g}"
+        )
+        conf, wrong = retest(strict, ends.direction, cand, parents)
+        rounds.append(conf.checks)
+        conf.rounds, conf.corrected = rounds, corrected
+        if wrong is None:
+            return conf, outcome
+        main = journal.verdict(run_id, wrong)
+        fresh = journal.verdict(strict.run_id, wrong)
+        if main is None or fresh is None or main.verdict == fresh.verdict:
+            conf.contradiction = (
+                f"{wrong[:12]} behaves unlike its place in the history (not a misjudged"
+                " verdict): the bug may have come and gone more than once"
+            )
+            p(conf.contradiction)
+            return conf, outcome
+        p(
+            f"confirmation overturns {wrong[:12]}: {main.verdict} -> {fresh.verdict};"
+            " replaying the bisect with the corrected verdict"
+        )
+        journal.record_verdict(
+            run_id,
+            VerdictRecord(
+                wrong,
+                fresh.verdict,
+                fresh.trials,
+                fresh.reproduced,
+                fresh.error,
+                f"corrected by confirmation (was {main.verdict})",
+                time.time(),
+            ),
+        )
+        journal.event(run_id, "corrected", f"{wrong} {main.verdict} -> {fresh.verdict}")
+        bug_is_old = ends.direction == FIX
+        is_old = (fresh.verdict == Verdict.BUG) == bug_is_old
+        bisect.replay(corrected_log(outcome.log, wrong, ends.terms, is_old))
+        outcome = bisect.run(step, ends.terms)
+        corrected.append(wrong)
+        if len(outcome.candidates) != 1:
+            return conf, outcome
+    conf.contradiction = f"still contradicting after {MAX_CORRECTIONS} corrections"
+    return conf, outcome
+
+
+def fingerprint_check(ctx: RunContext, cand: str) -> list:
+    """A candidate whose binary equals its parent's cannot have changed the behaviour."""
+    from .confirm import Check
+
+    key = ctx.recipe.key()
+    mine = ctx.journal.build(cand, key)
+    parents = ctx.user_repo.commit(cand).parents
+    if not mine or not mine.fingerprint or not parents:
+        return [
+            Check(
+                "candidate's binary differs from its parent's", "not run", "no fingerprint recorded"
+            )
+        ]
+    theirs = ctx.journal.build(parents[0].hexsha, key)
+    if not theirs or not theirs.fingerprint:
+        return [
+            Check("candidate's binary differs from its parent's", "not run", "parent not built")
+        ]
+    same = mine.fingerprint == theirs.fingerprint
+    return [
+        Check(
+            "candidate's binary differs from its parent's",
+            "FAIL" if same else "PASS",
+            "identical binaries: a no-op answer is almost certainly wrong"
+            if same
+            else f"{mine.fingerprint[:12]} vs {theirs.fingerprint[:12]}",
+        )
+    ]
+
+
+def backports(ctx: RunContext, tester, ends, cand: str, args) -> list:
+    from .backport import backport_checks
+    from .confirm import Check, confirm_run_id
+
+    if ends.direction != FIX:
+        return [Check("backport", "not run", "regression hunt: revert the candidate instead")]
+    strict = tester.with_alpha(confirm_run_id(ctx.run_id), tester.policy.alpha / CONFIRM_FACTOR)
+    out = []
+    for ref in args.backport_onto or [ctx.settings["good_ref"]]:
+        try:
+            sha = resolve(ctx.user_repo, ref)
+        except UserError as exc:
+            out.append(Check(f"backport onto {ref}", "not run", str(exc)))
+            continue
+        out += backport_checks(ctx.checkout, strict, cand, sha, ref, args.verify_backport)
+    ctx.checkout.restore()
+    return out
 
 
 def progress_fn(ctx: RunContext):
@@ -140,17 +249,35 @@ def _run_locked(ctx: RunContext, args, started: float) -> int:
             f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
         )
         bisect = GitBisect(ctx.checkout, ctx.run_dir / "bisect-run.log")
+        step = step_command(ctx.cache_dir, run_id)
         try:
             bisect.start(settings["good"], settings["bad"], ends.terms, args.first_parent)
-            outcome = bisect.run(step_command(ctx.cache_dir, run_id), ends.terms)
+            outcome = bisect.run(step, ends.terms)
+            confirmation = None
+            if not args.no_confirm and len(outcome.candidates) == 1:
+                confirmation, outcome = confirm_answer(ctx, tester, ends, bisect, step, outcome)
         finally:
             ctx.checkout.bisect_reset()
         (ctx.run_dir / "bisect.log").write_text(outcome.log)
+        checks = list(confirmation.checks) if confirmation else []
+        if len(outcome.candidates) == 1:
+            checks += fingerprint_check(ctx, outcome.candidates[0])
+            checks += backports(ctx, tester, ends, outcome.candidates[0], args)
         result = {
             "candidates": outcome.candidates,
             "terms": list(ends.terms),
             "bisect_log": outcome.log,
             "wall_seconds": time.monotonic() - started,
+            "checks": [vars(c) for c in checks],
+            "confirmed": bool(confirmation)
+            and not confirmation.contradiction
+            and all(c.status == "PASS" for c in confirmation.checks),
+            "corrected": confirmation.corrected if confirmation else [],
+            "confirmation_rounds": [[vars(c) for c in r] for r in confirmation.rounds]
+            if confirmation
+            else [],
+            "confirm_errors": confirmation.errors if confirmation else {},
+            "contradiction": confirmation.contradiction if confirmation else None,
         }
         journal.set_run(run_id, status="done", result=result)
     except Interrupted:

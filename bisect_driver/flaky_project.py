@@ -125,6 +125,11 @@ class FlakySpec:
     """Commit indices that do not compile."""
     cycle_us: int = 4000
     seed: int = 0
+    merge_change: bool = False
+    """Make the change on a side branch (a preparatory commit, then the change) and
+    merge it at ``change_at``: the answer is the side commit, brought in by a merge."""
+    conflicting_change: bool = False
+    """Let the change commit also touch NOTES, so it does not cherry-pick onto the old end."""
 
 
 @dataclass
@@ -133,6 +138,8 @@ class FlakyRepo:
     shas: list[str]
     """shas[0] is the root (old end); shas[i] is commit i."""
     spec: FlakySpec
+    side: list[str] = field(default_factory=list)
+    """With ``merge_change``: the side branch's commits (the last one is the change)."""
 
     @property
     def old(self) -> str:
@@ -144,7 +151,12 @@ class FlakyRepo:
 
     @property
     def answer(self) -> str:
-        return self.shas[self.spec.change_at]
+        """The commit that changed the behaviour (the side commit for a merged change)."""
+        return self.side[-1] if self.side else self.shas[self.spec.change_at]
+
+    @property
+    def merge(self) -> str | None:
+        return self.shas[self.spec.change_at] if self.side else None
 
     def buggy(self, index: int) -> bool:
         before = index < self.spec.change_at
@@ -186,27 +198,44 @@ def generate(path: Path, spec: FlakySpec) -> FlakyRepo:
     (path / "probe.sh").write_text(PROBE)
     (path / "probe.sh").chmod(0o755)
     (path / ".gitignore").write_text("flaky\n")
-    shas = []
+    shas: list[str] = []
+    side: list[str] = []
     for i in range(spec.commits + 1):
         buggy = (i < spec.change_at) if spec.direction == "fix" else (i >= spec.change_at)
         broken = i in spec.unbuildable
+        stamp = f"{1_600_000_000 + i * 3600} +0000"
+        env_i = dict(env, GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
+        change_msg = (
+            "Drain the writer before freeing its buffer"
+            if spec.direction == "fix"
+            else "Free the buffer earlier on shutdown"
+        )
+        if i == spec.change_at and spec.merge_change:
+            _git(path, "checkout", "-q", "-b", "side", env=env_i)
+            (path / "SIDE").write_text("preparation\n")
+            _git(path, "add", "-A", env=env_i)
+            _git(path, "commit", "-q", "-m", "Prepare the shutdown path", env=env_i)
+            side.append(_git(path, "rev-parse", "HEAD"))
+            (path / "flaky.c").write_text(program_source(spec, buggy, broken))
+            _git(path, "add", "-A", env=env_i)
+            _git(path, "commit", "-q", "-m", change_msg, env=env_i)
+            side.append(_git(path, "rev-parse", "HEAD"))
+            _git(path, "checkout", "-q", "main", env=env_i)
+            _git(path, "merge", "-q", "--no-ff", "-m", "Merge branch 'side'", "side", env=env_i)
+            shas.append(_git(path, "rev-parse", "HEAD"))
+            continue
         (path / "flaky.c").write_text(program_source(spec, buggy, broken))
-        (path / "NOTES").write_text(f"change {i}: {rng.getrandbits(64):016x}\n")
+        if i != spec.change_at or spec.conflicting_change:
+            (path / "NOTES").write_text(f"change {i}: {rng.getrandbits(64):016x}\n")
         if i == 0:
             msg = "Initial import of flaky"
         elif i == spec.change_at:
-            msg = (
-                "Drain the writer before freeing its buffer"
-                if spec.direction == "fix"
-                else "Free the buffer earlier on shutdown"
-            )
+            msg = change_msg
         elif broken:
             msg = f"Work in progress {i} (does not build)"
         else:
             msg = f"Unrelated change {i}"
-        stamp = f"{1_600_000_000 + i * 3600} +0000"
-        env_i = dict(env, GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
         _git(path, "add", "-A", env=env_i)
         _git(path, "commit", "-q", "-m", msg, env=env_i)
         shas.append(_git(path, "rev-parse", "HEAD"))
-    return FlakyRepo(path, shas, spec)
+    return FlakyRepo(path, shas, spec, side)

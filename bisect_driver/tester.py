@@ -48,6 +48,8 @@ class CommitTester:
         progress: ProgressFn | None = None,
     ) -> None:
         self.run_id = run_id
+        self.reference_run = run_id
+        """Run whose reproducing endpoint is the reference (confirmation uses the main run's)."""
         self.journal = journal
         self.builder = builder
         self.runner = runner
@@ -58,7 +60,7 @@ class CommitTester:
 
     def reference_commit(self) -> str | None:
         """The reproducing endpoint, whose trials are the reference for CLEAN verdicts."""
-        for v in self.journal.verdicts(self.run_id):
+        for v in self.journal.verdicts(self.reference_run):
             if v.verdict == Verdict.BUG and v.reason == "endpoint":
                 return v.commit
         return None
@@ -116,6 +118,21 @@ class CommitTester:
     def run_batch(self, commit: str, artifact_dir, count: int | None = None) -> Evidence:
         self.runner.run(commit, artifact_dir, count or self.runner.jobs)
         return self.runner.evidence(commit)
+
+    def with_alpha(self, run_id: str, alpha: float) -> CommitTester:
+        """A tester for the same commits under another run id and error target
+        (confirmation): trials are shared, verdicts are kept apart."""
+        other = CommitTester(
+            run_id,
+            self.journal,
+            self.builder,
+            self.runner,
+            Policy(alpha=alpha, fp=self.policy.fp, max_trials=self.policy.max_trials * 2),
+            self.progress,
+        )
+        other.reference_run = self.reference_run
+        other.clean_tests_left = 1.0
+        return other
 
     def judge(self, commit: str) -> VerdictRecord:
         """The verdict of ``commit`` for this run: recorded, or decided now."""
