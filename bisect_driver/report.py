@@ -249,8 +249,9 @@ def render_md(data: dict[str, Any]) -> str:
         L += ["## Candidates", ""] + [f"- `{c}`" for c in data["candidates"]] + [""]
     L += ["## Confidence", "", f"{data['confidence']:.6f}: {data['confidence_method']}", ""]
     if data["corrected"]:
+        which = ", ".join(f"`{c[:12]}`" for c in data["corrected"])
         L += [
-            f"Confirmation overturned the verdict of {', '.join(f'`{c[:12]}`' for c in data['corrected'])}"
+            f"Confirmation overturned the verdict of {which}"
             " and the bisect was replayed with the corrected log.",
             "",
         ]

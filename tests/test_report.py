@@ -1,4 +1,4 @@
-"""The backporter's report: confirmation (with a planted wrong verdict), checks, merges, rendering."""
+"""The backporter's report: confirmation (planted wrong verdict), checks, merges, rendering."""
 
 from __future__ import annotations
 
