@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 W, H = 900, 320
-LEFT, RIGHT, TOP, BOTTOM = 60, 20, 20, 50
+LEFT, RIGHT, TOP, BOTTOM = 60, 20, 40, 50
 
 
 def _x(pos: float, span: float) -> float:
@@ -87,13 +87,15 @@ def plot_svg(data: dict[str, Any]) -> str:
             ' stroke-width="1.5"/>'
             f'<circle cx="{x}" cy="{_y(e["rate"])}" r="4" fill="{color}"/></g>'
         )
-    lx = W - RIGHT - 230
+    lx, ly = W - RIGHT - 400, 14  # legend above the plot area
     out.append(
-        f'<circle cx="{lx}" cy="{TOP + 8}" r="4" fill="#b22"/>'
-        f'<text x="{lx + 8}" y="{TOP + 12}" font-size="11">bug present</text>'
-        f'<circle cx="{lx + 85}" cy="{TOP + 8}" r="4" fill="#27a"/>'
-        f'<text x="{lx + 93}" y="{TOP + 12}" font-size="11">clean</text>'
-        f'<text x="{lx + 140}" y="{TOP + 12}" font-size="11" fill="#888">x skip</text>'
+        f'<circle cx="{lx}" cy="{ly - 4}" r="4" fill="#b22"/>'
+        f'<text x="{lx + 8}" y="{ly}" font-size="11">bug present</text>'
+        f'<circle cx="{lx + 85}" cy="{ly - 4}" r="4" fill="#27a"/>'
+        f'<text x="{lx + 93}" y="{ly}" font-size="11">clean</text>'
+        f'<text x="{lx + 140}" y="{ly}" font-size="11" fill="#888">x skip</text>'
+        f'<text x="{lx + 190}" y="{ly}" font-size="11" fill="#c00">-- candidate;'
+        " bars: 95% interval</text>"
     )
     out.append("</svg>")
     return "\n".join(out)
@@ -118,7 +120,7 @@ def render_html(data: dict[str, Any], _md: str) -> str:
         "pre{padding:8px;overflow-x:auto}.PASS{color:#070;font-weight:bold}"
         ".FAIL{color:#b00;font-weight:bold}</style></head><body>",
         "<h1>bisect-qemu report</h1>",
-        f"<p>{esc(verdict_paragraph(data))}</p>",
+        f"<p>{esc(verdict_paragraph(data).replace('`', ''))}</p>",
         plot_svg(data),
     ]
     if cand:
