@@ -72,6 +72,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
             print(f"bisect-qemu step: run {run_id} has no direction yet", file=sys.stderr)
             return STEP_ABORT
         ctx.progress.log_path = ctx.run_dir / "driver.log"
+        ctx.probe.prepare(ctx.cache_dir)  # cached: e.g. the guest kit is built once per run
         commit = ctx.checkout.head()
         left = remaining(ctx.checkout.path, TERMS[direction])
         steps_left = math.ceil(math.log2(left + 1)) if left else 0

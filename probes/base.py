@@ -64,6 +64,8 @@ class Probe(ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1
     """Bump when a change to the probe's code changes what a trial means."""
+    default_timeout: ClassVar[float] = 300.0
+    """Seconds before a trial counts as a hang, unless --trial-timeout says otherwise."""
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
