@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import git
 
+from .gitops import is_ancestor
+
 
 @dataclass
 class CommitInfo:
@@ -28,17 +30,9 @@ def parents_in_range(repo: git.Repo, sha: str, old: str) -> list[str]:
     """Parents of ``sha`` that are inside the bisected range (old end included)."""
     out = []
     for p in repo.commit(sha).parents:
-        if p.hexsha == old or _is_ancestor(repo, old, p.hexsha):
+        if p.hexsha == old or is_ancestor(repo, old, p.hexsha):
             out.append(p.hexsha)
     return out
-
-
-def _is_ancestor(repo: git.Repo, a: str, b: str) -> bool:
-    try:
-        repo.git.merge_base("--is-ancestor", a, b)
-        return True
-    except git.GitCommandError:
-        return False
 
 
 def merged_by(repo: git.Repo, sha: str, new: str) -> str | None:
@@ -49,7 +43,7 @@ def merged_by(repo: git.Repo, sha: str, new: str) -> str | None:
     for c in line:
         if c == sha:
             return None
-        if _is_ancestor(repo, sha, c):
+        if is_ancestor(repo, sha, c):
             return c
     return None
 
