@@ -214,7 +214,7 @@ def verdict_paragraph(data: dict[str, Any]) -> str:
         return (
             f'The bug was {what} by commit `{cand["commit"]}` ("{cand["subject"]}"){merged}'
             f"{tag}. It was found in {rng} ({data['range_size']} commits) with {data['steps']}"
-            f" bisect steps and {data['trials']} trials, confidence {data['confidence']:.4f}"
+            f" bisect steps and {data['trials']} trials, confidence {data['confidence']:.5f}"
             f" ({conf})."
         )
     if data["candidates"]:

@@ -825,3 +825,49 @@ def test_untracked_generator_inputs_force_an_empty_build_dir(fake: FakeQemu, cha
     assert "starting from an empty build directory" in ctx.log_path.read_text()
     greeting = "bonjour" if change != "VERSION" else "hello"
     assert run(ctx.output_dir / "bin" / "qemu-img") == f"qemu-img {greeting} {(8 << 8) | 1}\n"
+
+
+# --- libcacard's ATR macro (found by the real v1.0..v1.1.0 run) ---------------------------
+
+ATR_PARENS = "#define VCARD_ATR_PREFIX(size) (0x3b, 0x68+(size), 0x00, 0xff, \\\n 'V', 'C')\n"
+ATR_FIXED = "#define VCARD_ATR_PREFIX(size) 0x3b, 0x68+(size), 0x00, 0xff, \\\n 'V', 'C'\n"
+CONFIGURE_WITH_NSS = '#!/bin/sh\n  --disable-smartcard-nss) smartcard_nss="no"\n'
+
+
+@pytest.mark.parametrize(
+    ("header", "configure", "expected"),
+    [
+        (ATR_PARENS, CONFIGURE_WITH_NSS, True),
+        (ATR_FIXED, CONFIGURE_WITH_NSS, False),
+        (ATR_PARENS, "#!/bin/sh\n# no smartcard options in this era\n", False),
+    ],
+)
+def test_atr_prefix_in_parens_detected_by_content(
+    tmp_path: Path, header: str, configure: str, expected: bool
+) -> None:
+    ctx = tree_ctx(tmp_path, {"libcacard/vcardt.h": header, "configure": configure})
+    assert fx.atr_prefix_in_parens(ctx) is expected
+
+
+def test_atr_fixup_leaves_the_card_emulation_out(tmp_path: Path) -> None:
+    ctx = tree_ctx(tmp_path, {"libcacard/vcardt.h": ATR_PARENS, "configure": CONFIGURE_WITH_NSS})
+    fixup = next(f for f in fx.BUILTIN_FIXUPS if f.name == "libcacard-atr-parens")
+    assert fixup.applies(ctx)
+    fixup.apply(ctx)
+    assert ctx.env[fx.EXTRA_CONFIGURE_ARGS] == "--disable-smartcard-nss"
+
+
+def test_todays_gcc_rejects_the_parenthesised_atr_initializer(tmp_path: Path) -> None:
+    """The reason the fix-up exists, checked against this host's compiler."""
+    src = tmp_path / "atr.c"
+    for macro, ok in ((ATR_PARENS, False), (ATR_FIXED, True)):
+        src.write_text(
+            macro + "static const unsigned char atr[] = { VCARD_ATR_PREFIX(3), 'N' };\n"
+            "int main(void) { return atr[0] == 0; }\n"
+        )
+        res = subprocess.run(
+            ["cc", "-c", "-o", str(tmp_path / "atr.o"), str(src)], capture_output=True, text=True
+        )
+        assert (res.returncode == 0) is ok, res.stderr
+        if not ok:
+            assert "initializer element is not constant" in res.stderr

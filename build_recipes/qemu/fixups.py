@@ -251,6 +251,26 @@ def add_sysmacros_compat(ctx: BuildContext) -> str:
     return add_cflags(ctx, f"-I{compat}")
 
 
+# --- libcacard's ATR macro ----------------------------------------------------------------
+
+_ATR_IN_PARENS = re.compile(rb"#\s*define\s+VCARD_ATR_PREFIX\(size\)\s*\(")
+
+
+def atr_prefix_in_parens(ctx: BuildContext) -> bool:
+    """True if libcacard's VCARD_ATR_PREFIX expands to a parenthesised comma expression
+    and configure can leave the NSS card emulation (its only user) out."""
+    try:
+        header = (ctx.source_dir / "libcacard" / "vcardt.h").read_bytes()
+        configure = (ctx.source_dir / "configure").read_bytes()
+    except OSError:
+        return False
+    return bool(_ATR_IN_PARENS.search(header)) and b"--disable-smartcard-nss" in configure
+
+
+def disable_smartcard_nss(ctx: BuildContext) -> str:
+    return add_configure_args(ctx, "--disable-smartcard-nss")
+
+
 BUILTIN_FIXUPS: list[FixUp] = [
     FixUp(
         name="configure-python2-check",
@@ -281,5 +301,16 @@ BUILTIN_FIXUPS: list[FixUp] = [
         "coroutine-ucontext.c undefines _FORTIFY_SOURCE and makes every binary abort)",
         applies=uses_devnum_macros,
         apply=add_sysmacros_compat,
+    ),
+    FixUp(
+        name="libcacard-atr-parens",
+        reason="from 0082f4336 until 020218124 ('libcacard: Fix compilation with gcc-4.7') "
+        "VCARD_ATR_PREFIX is wrapped in parentheses, and gcc >= 4.7 rejects the array "
+        "initializer it is used in ('initializer element is not constant'); found by the "
+        "real v1.0..v1.1.0 run, where it made a merge in the range a skip",
+        changes="configure --disable-smartcard-nss (the card emulation is the macro's only "
+        "user; no probe here needs it); the checkout is not touched",
+        applies=atr_prefix_in_parens,
+        apply=disable_smartcard_nss,
     ),
 ]
