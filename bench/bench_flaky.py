@@ -96,9 +96,15 @@ def ours(repo, work: Path, confidence: float) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - t0
     data = json.loads((report / "report.json").read_text()) if proc.returncode in (0, 1) else {}
+    ends = {data.get("good"), data.get("bad")}
+    ev = data.get("evidence", [])
+    bug_end = [e for e in ev if e["commit"] in ends and e["verdict"] == "bug"]
     return {
         "found": (data.get("candidate") or {}).get("commit"),
         "trials": data.get("trials", 0),
+        "endpoint_trials": sum(e["trials"] for e in ev if e["commit"] in ends),
+        "measured_rate": bug_end[0]["rate"] if bug_end else None,
+        "commits_judged": len(ev),
         "wall": wall,
         "confidence": data.get("confidence"),
         "status": proc.returncode,
@@ -156,6 +162,15 @@ def main() -> int:
             f"{key:13s} trials {ot:6d}  wall {ow:7.1f}s  correct {oc}/{len(rows)}"
             f"  -> trials ratio naive/ours {nt / max(1, ot):.2f}x,"
             f" wall ratio {nw / max(0.001, ow):.2f}x"
+        )
+        rates = [r[key]["measured_rate"] for r in rows if r[key]["measured_rate"] is not None]
+        judged = sum(r[key]["commits_judged"] for r in rows)
+        ends = sum(r[key]["endpoint_trials"] for r in rows)
+        print(
+            f"{'':13s} of which at the two ends: {ends}; commits judged: {judged}"
+            f" ({ot / max(1, judged):.1f} trials each; a fixed N={a.naive_n} design judging"
+            f" the same commits: {a.naive_n * judged}); measured rate at the reproducing end:"
+            f" {', '.join(f'{x:.2f}' for x in rates)}"
         )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
