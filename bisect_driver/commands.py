@@ -37,7 +37,11 @@ def _stored_run_args(args: argparse.Namespace) -> argparse.Namespace:
         runs = [r for r in runs if r["run_id"] == args.run_id]
     if not runs:
         raise UserError(f"no run to resume in {cache_dir}")
-    stored = runs[-1]["settings"]["args"]
+    settings = runs[-1]["settings"]
+    stored = settings["args"]
+    # Absolute repo and SHAs: `resume` may run from another directory, and a ref
+    # like HEAD~5 may have moved since.
+    stored.update(repo=settings["repo"], good=settings["good"], bad=settings["bad"])
     stored["cache_dir"] = str(cache_dir)
     stored["command"] = "run"
     return argparse.Namespace(**stored)

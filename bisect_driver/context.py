@@ -88,7 +88,11 @@ def jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_run_id(settings: dict[str, Any]) -> str:
-    ident = {k: v for k, v in settings.items() if k not in ("args", "created")}
+    # The command line is how the run was asked for, not what it computes: `resume`
+    # and a differently spelled command must find the same run.
+    # How the ends were spelled is display only: the SHAs identify the run.
+    display = ("args", "created", "command_line", "good_ref", "bad_ref")
+    ident = {k: v for k, v in settings.items() if k not in display}
     ident["args"] = {k: v for k, v in settings["args"].items() if k not in TRANSIENT}
     blob = json.dumps(ident, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

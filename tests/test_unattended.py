@@ -154,9 +154,10 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(make_flaky, tmp_path):
     assert "Traceback" not in log
     assert journal_rows(cache, "SELECT status FROM runs") == [("interrupted",)]
     assert leftovers(cache) == []
-    done = finish(args, tmp_path)
+    done = finish(["resume", "--cache-dir", str(cache)], tmp_path)  # the same run, continued
     assert done.returncode == EXIT_FOUND, done.stderr
     assert done.stdout.strip() == repo.answer
+    assert journal_rows(cache, "SELECT COUNT(*) FROM runs") == [(1,)]
     assert_journal_consistent(cache)
 
 
