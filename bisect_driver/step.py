@@ -61,6 +61,14 @@ def remaining(checkout_path: Path, terms: tuple[str, str]) -> int:
         return 0
 
 
+def step_eta(events: list[tuple[float, str, str]], steps_left: int) -> float | None:
+    """Time left: steps left times the mean time between the steps done so far."""
+    times = [t for t, _kind, _msg in events]
+    if len(times) < 2 or not steps_left:
+        return None
+    return steps_left * (times[-1] - times[0]) / (len(times) - 1)
+
+
 def step_main(cache_dir: Path, run_id: str) -> int:
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGINT, _abort)
@@ -77,6 +85,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         left = remaining(ctx.checkout.path, TERMS[direction])
         steps_left = math.ceil(math.log2(left + 1)) if left else 0
         started = time.monotonic()
+        eta = fmt_duration(step_eta(ctx.journal.events(run_id, "step"), steps_left))
 
         def progress(sha: str, ev: Evidence, status: str) -> None:
             if status == Verdict.UNDECIDED and (ev.trials == 0 or ev.trials % 10):
@@ -84,7 +93,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
             ctx.progress.line(
                 f"step {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced"
                 f" ({ev.inconclusive} inconclusive, {ev.errors} errors),"
-                f" ~{left} commits / ~{steps_left} steps left"
+                f" ~{left} commits / ~{steps_left} steps left, ETA {eta}"
             )
 
         tester = ctx.tester(progress)
