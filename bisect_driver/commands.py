@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -193,8 +194,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             " does not build",
             file=sys.stderr,
         )
+        for tag, sha in (("v1.0", repo.old), ("v2.0", repo.new)):
+            subprocess.run(["git", "tag", tag, sha], cwd=repo.path, check=True)
         args.repo = str(repo.path)
-        args.good, args.bad = repo.old, repo.new
+        args.good, args.bad = "v1.0", "v2.0"
         args.cache_dir = args.cache_dir or str(tmp / "cache")
         args.build_cmd, args.artifact = "make -s", ["flaky", "probe.sh"]
         args.probe_cmd = "./probe.sh"
@@ -202,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.first_parent = False
         args.report_dir = args.report_dir or str(tmp / "report")
         args.no_confirm = getattr(args, "no_confirm", False)
-        args.backport_onto, args.verify_backport, args.run_id = None, False, None
+        args.backport_onto, args.verify_backport, args.run_id = None, True, None
         args.command = "run"
         status = cmd_run(args)
         found = Path(args.report_dir) / "report.md"
