@@ -1,0 +1,474 @@
+"""The qcow2-sigterm probe: does SIGTERM during qcow2 writes crash qemu or lose data?
+
+The 2012 bug (qemu < 1.1.0): with ``cache=none`` qcow2 keeps its metadata in a
+write-back cache; SIGTERM while requests are in flight closes the image under
+their feet (``qcow2_cache_destroy: Assertion 'c->entries[i].ref == 0'``,
+SIGABRT) and written data or metadata is lost.  A trial recreates that moment
+and judges it; see docs/probe.md for the design and the measured rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bisect_driver.errors import UserError
+from build_recipes.base import HostCheck
+
+from ..base import Outcome, Probe, TrialContext, TrialResult
+from . import accel as accel_mod
+from . import gfs
+from .guest import GuestKit, build_guest_kit, custom_kit, default_kernel, load_kit
+from .trial import (
+    GuestRun,
+    Workload,
+    classify_run,
+    keep_evidence,
+    make_image,
+    qemu_command,
+    result_from,
+    run_guest,
+)
+from .verify import (
+    TRUSTED_QEMU_IMG,
+    CheckResult,
+    DataResult,
+    HarnessError,
+    allocated_extents,
+    check_image,
+    compare_data,
+    compare_raw_file,
+    image_to_raw,
+    slots_touching,
+)
+
+VERIFY_MODES = ("qemu-img", "guestfs")
+ACCELS = ("auto", "tcg", "kvm")
+
+
+@dataclass
+class _Pending:
+    """A trial whose qemu run is over and whose image data is still to be read."""
+
+    ctx: TrialContext
+    run: GuestRun | None
+    image: Path
+    log: Path
+    outcome: Outcome | None = None
+    """Set when the run alone (or a harness failure) decided the trial."""
+    detail: str = ""
+    check: CheckResult | None = None
+    reported: frozenset[int] = frozenset()
+    slots: set[int] | None = None
+    """guestfs mode: the chunk slots to read (reported or allocated); the rest is unallocated."""
+    map_error: str | None = None
+    """guestfs mode: why the trusted ``qemu-img map`` could not map the image (corrupt)."""
+    gfs_error: str | None = None
+    verify_s: float | None = None
+    """Why the batch's guestfs launch failed (its data was then read with qemu-img)."""
+
+
+class Qcow2SigtermProbe(Probe):
+    """Boot a guest writing to a fresh qcow2, SIGTERM qemu mid-write, judge the image."""
+
+    name: ClassVar[str] = "qcow2-sigterm"
+    version: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        workload: Workload | None = None,
+        verify: str = "qemu-img",
+        accel: str = "auto",
+        guest_kernel: Path | None = None,
+        guest_modules: Path | None = None,
+        guest_initramfs: Path | None = None,
+        keep_images: int = 3,
+    ) -> None:
+        self.workload = workload or Workload()
+        if verify not in VERIFY_MODES:
+            raise UserError(f"--verify must be one of {', '.join(VERIFY_MODES)}")
+        if accel not in ACCELS:
+            raise UserError(f"--accel must be one of {', '.join(ACCELS)}")
+        if guest_initramfs and not guest_kernel:
+            raise UserError("--guest-initramfs needs --guest-kernel as well")
+        if keep_images < 0:
+            raise UserError("--keep-images must be >= 0")
+        self.verify = verify
+        self.keep_images = keep_images
+        self.accel = accel
+        self.guest_kernel = guest_kernel
+        self.guest_modules = guest_modules
+        self.guest_initramfs = guest_initramfs
+        self.kit: GuestKit | None = None
+        self.resolved_accel: str | None = None
+
+    # ----------------------------------------------------------------- options
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        d = Workload()
+        group = parser.add_argument_group("qcow2-sigterm probe")
+        group.add_argument(
+            "--verify",
+            choices=VERIFY_MODES,
+            default="qemu-img",
+            help="how image data is read back: trusted qemu-img convert per "
+            "trial, or one libguestfs launch per batch (default: qemu-img)",
+        )
+        group.add_argument(
+            "--accel",
+            dest="qcow2_accel",
+            choices=ACCELS,
+            default="auto",
+            help="guest accelerator; auto boots once with KVM and falls back to TCG (cached)",
+        )
+        group.add_argument("--guest-kernel", type=Path, help="bzImage for the guest kit")
+        group.add_argument(
+            "--guest-modules",
+            type=Path,
+            help="modules dir matching --guest-kernel (default: from its header)",
+        )
+        group.add_argument(
+            "--guest-initramfs",
+            type=Path,
+            help="use this initramfs as is (must speak the BQ- protocol)",
+        )
+        group.add_argument(
+            "--keep-images",
+            type=int,
+            default=3,
+            help="qcow2 images of reproducing trials kept per commit as evidence (default 3)",
+        )
+        group.add_argument(
+            "--guest-append", default="", help="extra guest kernel command-line arguments"
+        )
+        group.add_argument("--writer-threads", type=int, default=d.threads)
+        group.add_argument("--chunk-kib", type=int, default=d.chunk_kib)
+        group.add_argument("--chunks", dest="qcow2_chunks", type=int, default=d.chunks)
+        group.add_argument("--stride", dest="qcow2_stride", type=int, default=d.stride)
+        group.add_argument("--cluster-kib", type=int, default=d.cluster_kib)
+        group.add_argument(
+            "--kill-after",
+            default=f"{d.kill_min}-{d.kill_max}",
+            help="SIGTERM after MIN-MAX reported chunks (uniform)",
+        )
+        group.add_argument("--kill-jitter-ms", type=float, default=d.jitter_ms)
+        group.add_argument("--guest-memory", type=int, default=d.memory_mib, help="MiB")
+        group.add_argument("--drive-if", choices=("virtio", "ide"), default=d.interface)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Qcow2SigtermProbe:
+        d = Workload()
+
+        def opt(name: str, default: Any) -> Any:
+            value = getattr(args, name, None)
+            return default if value is None else value
+
+        kill_after = str(opt("kill_after", f"{d.kill_min}-{d.kill_max}"))
+        try:
+            lo, _, hi = kill_after.partition("-")
+            kill_min, kill_max = int(lo), int(hi or lo)
+        except ValueError:
+            raise UserError(f"--kill-after {kill_after!r}: expected MIN-MAX, e.g. 1-64") from None
+        workload = Workload(
+            threads=int(opt("writer_threads", d.threads)),
+            chunk_kib=int(opt("chunk_kib", d.chunk_kib)),
+            chunks=int(opt("qcow2_chunks", d.chunks)),
+            stride=int(opt("qcow2_stride", d.stride)),
+            cluster_kib=int(opt("cluster_kib", d.cluster_kib)),
+            kill_min=kill_min,
+            kill_max=kill_max,
+            jitter_ms=float(opt("kill_jitter_ms", d.jitter_ms)),
+            memory_mib=int(opt("guest_memory", d.memory_mib)),
+            interface=str(opt("drive_if", d.interface)),
+            append=str(opt("guest_append", "")),
+        )
+        validate_workload(workload)
+        return cls(
+            workload,
+            verify=str(opt("verify", "qemu-img")),
+            accel=str(opt("qcow2_accel", "auto")),
+            guest_kernel=opt("guest_kernel", None),
+            guest_modules=opt("guest_modules", None),
+            guest_initramfs=opt("guest_initramfs", None),
+            keep_images=int(opt("keep_images", 3)),
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "workload": asdict(self.workload),
+            "verify": self.verify,
+            "accel": self.accel,
+            "guest_kernel": str(self.guest_kernel) if self.guest_kernel else None,
+            "guest_modules": str(self.guest_modules) if self.guest_modules else None,
+            "guest_initramfs": str(self.guest_initramfs) if self.guest_initramfs else None,
+        }
+
+    # ----------------------------------------------------------------- prepare
+    def prepare(self, cache_dir: Path) -> None:
+        """Build or reuse the guest kit, then settle the accelerator (cached)."""
+        if self.guest_initramfs:
+            self.kit = custom_kit(Path(self.guest_kernel), Path(self.guest_initramfs))  # type: ignore[arg-type]
+        else:
+            kit_dir = build_guest_kit(
+                cache_dir, kernel=self.guest_kernel, modules_dir=self.guest_modules
+            )
+            self.kit = load_kit(kit_dir)
+        if self.accel == "auto":
+            self.resolved_accel = accel_mod.detect_accel(cache_dir, self.kit)
+        else:
+            self.resolved_accel = self.accel
+
+    # ------------------------------------------------------------------ trials
+    def run_trial(self, ctx: TrialContext) -> TrialResult:
+        pending = self._run_phase(ctx)
+        reads: dict[int, gfs.DeviceRead] = {}
+        if self.verify == "guestfs" and pending.outcome is None:
+            reads = self._guestfs_reads([pending])
+        return self._finish(pending, reads.get(id(pending)))
+
+    def run_batch(self, contexts: list[TrialContext], jobs: int) -> list[TrialResult]:
+        """Run up to ``jobs`` guests at once; with guestfs, read every image in one launch."""
+        if self.verify != "guestfs":
+            return super().run_batch(contexts, jobs)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            pendings = list(pool.map(self._safe_phase, contexts))
+        t_gfs = time.monotonic()
+        reads = self._guestfs_reads([p for p in pendings if p.outcome is None])
+        gfs_s = round(time.monotonic() - t_gfs, 2)
+        results = []
+        for p in pendings:
+            try:
+                results.append(self._finish(p, reads.get(id(p))))
+                results[-1].extra["guestfs_batch_s"] = gfs_s
+            except Exception as exc:  # noqa: BLE001 - one trial's probe error, not the batch's
+                results.append(TrialResult(Outcome.ERROR, detail=f"probe raised {exc!r}"))
+        return results
+
+    def _safe_phase(self, ctx: TrialContext) -> _Pending:
+        try:
+            return self._run_phase(ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded as a probe error
+            return _Pending(
+                ctx,
+                None,
+                ctx.work_dir / "disk.qcow2",
+                ctx.work_dir / "serial.log",
+                Outcome.ERROR,
+                f"probe raised {type(exc).__name__}: {exc}",
+            )
+
+    def _run_phase(self, ctx: TrialContext) -> _Pending:
+        """Image, boot, kill, trusted check: everything but reading the data back."""
+        if self.kit is None or self.resolved_accel is None:
+            raise RuntimeError("prepare(cache_dir) must run before trials")
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        image = ctx.work_dir / "disk.qcow2"
+        log = ctx.work_dir / "serial.log"
+        pending = _Pending(ctx, None, image, log)
+        try:
+            make_image(ctx.artifact_dir, image, self.workload)
+        except HarnessError as exc:
+            pending.outcome, pending.detail = Outcome.INCONCLUSIVE, f"harness: {exc}"
+            return pending
+        cmd = qemu_command(
+            ctx.artifact_dir,
+            self.kit,
+            image,
+            self.workload,
+            ctx.seed & 0xFFFFFFFF,
+            self.resolved_accel,
+        )
+        rng = random.Random(ctx.seed)
+        pending.run = run = run_guest(cmd, self.workload, ctx, log, rng)
+        pending.reported = frozenset(run.reported)
+        decided = classify_run(run)
+        if decided is not None and decided[0] is not Outcome.REPRODUCED:
+            pending.outcome, pending.detail = decided
+            return pending
+        if decided is not None:
+            pending.detail = decided[1]
+        try:
+            pending.check = check_image(image)
+            if self.verify == "guestfs" and (
+                pending.check.ok or pending.check.leaks or pending.check.corruptions
+            ):
+                extents, pending.map_error = allocated_extents(image)
+                if extents is not None:
+                    w = self.workload
+                    pending.slots = set(pending.reported) | slots_touching(
+                        extents, w.chunk_size, w.chunks
+                    )
+        except HarnessError as exc:
+            if decided is None:
+                pending.outcome, pending.detail = Outcome.INCONCLUSIVE, f"harness: {exc}"
+        return pending
+
+    def _guestfs_reads(self, pendings: list[_Pending]) -> dict[int, gfs.DeviceRead]:
+        """One appliance launch for every pending image that can still be read.
+
+        Images the trusted check could not even open are left out: one
+        unopenable image would make the whole launch fail.  If the launch fails
+        anyway (after retries), :meth:`_read_data` falls back to qemu-img.
+        """
+        todo = [p for p in pendings if p.slots is not None]
+        if not todo:
+            return {}
+        size = self.workload.chunk_size
+        try:
+            reads = gfs.read_images(
+                [(p.image, [(slot * size, size) for slot in sorted(p.slots or ())]) for p in todo]
+            )
+        except HarnessError as exc:
+            for p in todo:
+                p.gfs_error = str(exc)
+            return {}
+        return {id(p): r for p, r in zip(todo, reads, strict=True)}
+
+    def _read_data(
+        self, p: _Pending, gread: gfs.DeviceRead | None
+    ) -> tuple[DataResult | None, str]:
+        """Compare the image's bytes; returns (result, why-unreadable)."""
+        raw = p.ctx.work_dir / "disk.raw"
+        trial = p.ctx.seed & 0xFFFFFFFF
+        w = self.workload
+        try:
+            if self.verify == "guestfs" and p.map_error:
+                return None, f"image unmappable: {p.map_error}"
+            if self.verify == "guestfs" and gread is not None:
+                if gread.error:
+                    return None, gread.error
+                return compare_data(
+                    gread.read_at, trial, w.chunk_size, w.chunks, set(p.reported), p.slots
+                ), ""
+            else:
+                err = image_to_raw(p.image, raw)
+                if err:
+                    return None, f"image unreadable: {err}"
+            return compare_raw_file(raw, trial, w.chunk_size, w.chunks, set(p.reported)), ""
+        finally:
+            raw.unlink(missing_ok=True)
+
+    def _finish(self, p: _Pending, gread: gfs.DeviceRead | None) -> TrialResult:
+        """Combine run, check and data into the outcome; keep or drop the evidence."""
+        start = time.monotonic()
+        outcome, parts = p.outcome, [p.detail] if p.detail else []
+        if outcome is None:
+            reproduced = bool(p.detail)  # the run already said: died by a signal
+            check = p.check
+            unreadable = False
+            if check is not None and not check.ok:
+                reproduced = True
+                parts.append(f"trusted check: {check.detail}")
+                unreadable = check.corruptions == 0 and check.leaks == 0
+            data, err = (None, "")
+            if not unreadable:
+                t_read = time.monotonic()
+                try:
+                    data, err = self._read_data(p, gread)
+                    p.verify_s = time.monotonic() - t_read
+                except HarnessError as exc:
+                    if not reproduced:
+                        outcome = Outcome.INCONCLUSIVE
+                    parts.append(f"harness: {exc}")
+            if err:
+                reproduced = True
+                parts.append(err)
+            if data is not None and not data.ok:
+                reproduced = True
+                parts.append(data.summary())
+            if p.gfs_error:
+                parts.append(f"guestfs failed, data read with qemu-img ({p.gfs_error[:80]})")
+            if outcome is None:
+                outcome = Outcome.REPRODUCED if reproduced else Outcome.CLEAN
+            run = p.run
+            assert run is not None
+            if outcome is Outcome.CLEAN:
+                parts.append(
+                    f"qemu exited {run.returncode} after SIGTERM at {run.reported_before_kill} "
+                    f"reported chunks; check ok; {len(p.reported)} reported chunks intact"
+                )
+        keep = outcome is not Outcome.CLEAN
+        log_path = (
+            keep_evidence(
+                p.ctx,
+                p.log,
+                p.image if outcome is Outcome.REPRODUCED else None,
+                self.keep_images,
+            )
+            if keep
+            else None
+        )
+        p.image.unlink(missing_ok=True)
+        result = result_from(outcome, "; ".join(x for x in parts if x), p.run)
+        if p.verify_s is not None:
+            result.extra["data_verify_s"] = round(p.verify_s, 3)
+        result.log_path = log_path
+        result.duration += time.monotonic() - start
+        return result
+
+    # ------------------------------------------------------------------ doctor
+    def host_checks(self) -> list[HostCheck]:
+        checks = [
+            HostCheck(
+                "trusted qemu-img",
+                TRUSTED_QEMU_IMG.is_file(),
+                f"{TRUSTED_QEMU_IMG} (qemu-utils) checks images independently of the build",
+            ),
+            HostCheck("busybox-static", Path("/bin/busybox").is_file(), "/bin/busybox"),
+        ]
+        try:
+            kernel = self.guest_kernel or default_kernel()
+            checks.append(HostCheck("guest kernel", Path(kernel).is_file(), str(kernel)))
+        except UserError as exc:
+            checks.append(HostCheck("guest kernel", False, str(exc)))
+        import shutil
+
+        checks.append(
+            HostCheck("gcc (static writer)", shutil.which("gcc") is not None, "build-essential")
+        )
+        if self.verify == "guestfs":
+            checks.append(
+                HostCheck(
+                    "python3-guestfs",
+                    gfs.guestfs_available(),
+                    "import guestfs (Debian python3-guestfs)",
+                )
+            )
+        checks.append(
+            HostCheck(
+                "/dev/kvm",
+                True,
+                "usable: detected by a test boot"
+                if accel_mod.kvm_device_usable()
+                else "absent: TCG",
+            )
+        )
+        return checks
+
+
+def validate_workload(w: Workload) -> None:
+    """Reject option values that would make trials meaningless (UserError, exit 2)."""
+    if not 1 <= w.threads <= 256:
+        raise UserError("--writer-threads must be 1..256")
+    if w.chunk_kib < 4 or w.chunk_kib % 4:
+        raise UserError("--chunk-kib must be a positive multiple of 4 (O_DIRECT alignment)")
+    if w.cluster_kib not in (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048):
+        raise UserError("--cluster-kib must be a power of two from 4 to 2048")
+    if w.chunks < 1 or w.stride < 1:
+        raise UserError("--chunks and --stride must be positive")
+    if math.gcd(w.stride, w.chunks) != 1:
+        raise UserError("--stride must be coprime with --chunks (else the writer repeats slots)")
+    if not 1 <= w.kill_min <= w.kill_max:
+        raise UserError("--kill-after MIN-MAX needs 1 <= MIN <= MAX")
+    if w.kill_max >= w.chunks:
+        raise UserError("--kill-after MAX must be below --chunks (writes must still be running)")
+    if w.jitter_ms < 0:
+        raise UserError("--kill-jitter-ms must be >= 0")
+    if w.memory_mib < 64:
+        raise UserError("--guest-memory must be at least 64 MiB")
