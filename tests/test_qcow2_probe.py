@@ -93,7 +93,7 @@ if MODE == "zero":
     # every byte reads back as zeros, the metadata stays consistent
     with open(image, "rb") as fh:
         size = int.from_bytes(fh.read(32)[24:32], "big")
-    subprocess.run(["/usr/bin/qemu-io", "-f", "qcow2", "-c", f"write -z 0 {size}", image],
+    subprocess.run(["/usr/bin/qemu-io", "-f", "qcow2", "-c", f"write -z 0 {{size}}", image],
                    check=True, stdout=subprocess.DEVNULL)
 elif MODE == "corrupt":
     import struct

@@ -444,9 +444,9 @@ class Qcow2SigtermProbe(Probe):
             HostCheck(
                 "/dev/kvm",
                 True,
-                "usable: detected by a test boot"
+                "present; a test boot at the first trial decides KVM or TCG (cached)"
                 if accel_mod.kvm_device_usable()
-                else "absent: TCG",
+                else "absent: guests run under TCG",
             )
         )
         return checks

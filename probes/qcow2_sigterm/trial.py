@@ -233,9 +233,9 @@ def make_image(artifact_dir: Path, image: Path, work: Workload) -> None:
     qemu_img = artifact_dir / "bin" / "qemu-img"
     image.unlink(missing_ok=True)
     opts = f"cluster_size={work.cluster_kib * 1024}"
-    if _supports_compat(qemu_img):
-        opts = "compat=0.10," + opts
     try:
+        if _supports_compat(qemu_img):
+            opts = "compat=0.10," + opts
         res = run_group(
             [str(qemu_img), "create", "-f", "qcow2", "-o", opts, str(image), str(work.disk_size)],
             timeout=60,
