@@ -370,3 +370,24 @@ def test_clopper_pearson_matches_known_values() -> None:
     assert lo == 0.0 and hi == pytest.approx(0.0841, abs=1e-3)
     lo, hi = clopper_pearson(13, 50)
     assert lo == pytest.approx(0.1463, abs=1e-3) and hi == pytest.approx(0.4034, abs=1e-3)
+
+
+def test_guestfs_reads_are_merged_and_sliced() -> None:
+    from probes.qcow2_sigterm.gfs import DeviceRead, coalesce
+
+    assert coalesce([(100, 5), (0, 10), (20, 5)], 10) == [(0, 25), (100, 5)]
+    read = DeviceRead({0: b"abcdef", 100: b"xyz"})
+    assert read.read_at(2, 2) == b"cd"
+    assert read.read_at(101, 2) == b"yz"
+    assert read.read_at(50, 3) == bytes(3)  # never read = unallocated = zeros
+
+
+def test_slots_touching_extents() -> None:
+    from probes.qcow2_sigterm.verify import slots_touching
+
+    assert slots_touching([(0, 1), (CHUNK * 2 - 1, 2), (CHUNK * 7, CHUNK * 9)], CHUNK, CHUNKS) == {
+        0,
+        1,
+        2,
+        7,
+    }
