@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -25,55 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bisect_driver.verdict import clopper_pearson  # noqa: E402
 from probes.base import Outcome, TrialContext  # noqa: E402
 from probes.qcow2_sigterm import Qcow2SigtermProbe  # noqa: E402
-
-
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed in log space (n is small here)."""
-    if k < 0:
-        return 0.0
-    if k >= n:
-        return 1.0
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0
-    total = 0.0
-    for i in range(k + 1):
-        log_term = (
-            math.lgamma(n + 1)
-            - math.lgamma(i + 1)
-            - math.lgamma(n - i + 1)
-            + i * math.log(p)
-            + (n - i) * math.log1p(-p)
-        )
-        total += math.exp(log_term)
-    return min(1.0, total)
-
-
-def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) two-sided interval for k successes in n, by bisection.
-
-    lower: P(X >= k | p) = alpha/2 (rises with p); upper: P(X <= k | p) = alpha/2
-    (falls with p).  Bisection avoids needing scipy's beta quantiles.
-    """
-    if n == 0:
-        return 0.0, 1.0
-
-    def bisect(rising, target: float) -> float:  # type: ignore[no-untyped-def]
-        lo, hi = 0.0, 1.0
-        for _ in range(100):
-            mid = (lo + hi) / 2
-            if rising(mid) < target:
-                lo = mid
-            else:
-                hi = mid
-        return (lo + hi) / 2
-
-    lower = 0.0 if k == 0 else bisect(lambda p: 1 - _binom_cdf(k - 1, n, p), alpha / 2)
-    upper = 1.0 if k == n else bisect(lambda p: -_binom_cdf(k, n, p), -alpha / 2)
-    return lower, upper
 
 
 def main(argv: list[str] | None = None) -> int:

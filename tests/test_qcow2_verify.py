@@ -362,16 +362,6 @@ def test_no_kvm_device_means_tcg_without_booting(
 
 
 # ------------------------------------------------------------------- statistics
-def test_clopper_pearson_matches_known_values() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from qcow2_calibrate import clopper_pearson
-
-    lo, hi = clopper_pearson(0, 42)
-    assert lo == 0.0 and hi == pytest.approx(0.0841, abs=1e-3)
-    lo, hi = clopper_pearson(13, 50)
-    assert lo == pytest.approx(0.1463, abs=1e-3) and hi == pytest.approx(0.4034, abs=1e-3)
-
-
 def test_guestfs_reads_are_merged_and_sliced() -> None:
     from probes.qcow2_sigterm.gfs import DeviceRead, coalesce
 

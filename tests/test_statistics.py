@@ -47,6 +47,8 @@ def test_clopper_pearson_known_values():
     assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 42), rel=1e-6)
     lo, hi = clopper_pearson(10, 40)
     assert lo == pytest.approx(0.1269, abs=1e-3) and hi == pytest.approx(0.4120, abs=1e-3)
+    lo, hi = clopper_pearson(13, 50)
+    assert lo == pytest.approx(0.1463, abs=1e-3) and hi == pytest.approx(0.4034, abs=1e-3)
 
 
 def test_alpha_follows_confidence_and_range():
