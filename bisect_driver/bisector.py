@@ -66,10 +66,6 @@ class GitBisect:
         path.write_text(log_text)
         self.checkout.repo.git.bisect("replay", str(path))
 
-    def skip(self, commits: list[str]) -> None:
-        if commits:
-            self.checkout.repo.git.bisect("skip", *commits)
-
     def run(self, cmd: list[str], terms: tuple[str, str]) -> BisectOutcome:
         """`git bisect run CMD`; Ctrl-C / SIGTERM stop it and raise Interrupted."""
         env = dict(os.environ, GIT_TERMINAL_PROMPT="0")

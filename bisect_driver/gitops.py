@@ -30,8 +30,6 @@ def open_user_repo(path: Path) -> git.Repo:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise UserError(f"{path} is not a git repository") from None
-    if repo.bare:
-        return repo
     return repo
 
 
@@ -70,10 +68,6 @@ def range_size(repo: git.Repo, old: str, new: str, first_parent: bool = False) -
     """Commits in old..new (what the bisect has to search)."""
     args = ["--count"] + (["--first-parent"] if first_parent else []) + [f"{old}..{new}"]
     return int(repo.git.rev_list(*args))
-
-
-def subject(repo: git.Repo, sha: str) -> str:
-    return repo.commit(sha).summary if isinstance(repo.commit(sha).summary, str) else ""
 
 
 @dataclass
