@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import BisectError, Interrupted
 from .gitops import SHA_RE, Checkout
-from .proc import kill_group
+from .proc import kill_group, register_group
 
 
 @dataclass
@@ -78,6 +78,7 @@ class GitBisect:
                 kill_group(self._proc.pid, signal.SIGTERM)
 
         old_handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        registered = None
         try:
             with open(self.log_path, "a") as log:
                 self._proc = subprocess.Popen(
@@ -89,6 +90,10 @@ class GitBisect:
                     text=True,
                     start_new_session=True,
                 )
+                # git and its step run in a session of their own: if the driver is
+                # killed with -9 they would go on writing trials beside a resumed run,
+                # so the next run must be able to find and reap them.
+                registered = register_group(self._proc.pid)
                 chunks = []
                 assert self._proc.stdout is not None
                 for line in self._proc.stdout:
@@ -101,6 +106,8 @@ class GitBisect:
                 signal.signal(s, h)
             if self._proc is not None:
                 kill_group(self._proc.pid)
+                if registered is not None:
+                    registered.unlink(missing_ok=True)
             self._proc = None
         output = "".join(chunks)
         if interrupted:

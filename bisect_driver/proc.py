@@ -65,7 +65,7 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _register(pgid: int) -> Path | None:
+def register_group(pgid: int) -> Path | None:
     live = os.environ.get(LIVE_DIR_ENV)
     if not live:
         return None
@@ -132,7 +132,7 @@ def run_group(
             start_new_session=True,
         )
         LIVE_GROUPS.add(proc.pid)
-        registered = _register(proc.pid)
+        registered = register_group(proc.pid)
         timed_out = False
         try:
             if stdin_data is not None:
