@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bisect_driver.proc import run_group
 
-from .guest import GuestKit
+from .guest import GuestKit, boot_args
 
 TRUSTED_QEMU = Path("/usr/bin/qemu-system-x86_64")
 DETECT_TIMEOUT = 25.0
@@ -33,20 +33,7 @@ def kvm_boots(kit: GuestKit, qemu: Path = TRUSTED_QEMU, timeout: float = DETECT_
     cmd = [
         str(qemu),
         "-enable-kvm",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-m",
-        "128",
-        "-no-reboot",
-        "-kernel",
-        str(kit.kernel),
-        "-initrd",
-        str(kit.initramfs),
-        "-append",
-        "console=ttyS0 panic=1 quiet bq.mode=ping",
+        *boot_args(kit, 128, "console=ttyS0 panic=1 quiet bq.mode=ping"),
     ]
     res = run_group(cmd, timeout=timeout)
     return "BQ-UP" in res.output

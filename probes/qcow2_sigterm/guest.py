@@ -304,3 +304,27 @@ def custom_kit(kernel: Path, initramfs: Path) -> GuestKit:
     for path in (kernel, initramfs):
         digest.update(Path(path).read_bytes())
     return GuestKit(Path(kernel), Path(initramfs), "custom-" + digest.hexdigest()[:12])
+
+
+def boot_args(kit: GuestKit, memory_mib: int, append: str) -> list[str]:
+    """The qemu options that boot the kit headless with its console on stdio.
+
+    Shared by the trial and the KVM test boot, so the test boot proves what a
+    trial will actually run.
+    """
+    return [
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-m",
+        str(memory_mib),
+        "-no-reboot",
+        "-kernel",
+        str(kit.kernel.resolve()),
+        "-initrd",
+        str(kit.initramfs.resolve()),
+        "-append",
+        append,
+    ]

@@ -27,7 +27,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 from bisect_driver.proc import LIVE_GROUPS, kill_group, run_group
 
 from ..base import Outcome, TrialContext, TrialResult
-from .guest import GuestKit
+from .guest import GuestKit, boot_args
 from .verify import HarnessError
 
 
@@ -184,20 +184,7 @@ def qemu_command(
         str((artifact_dir / "bin" / "qemu-system-x86_64").absolute()),
         "-L",
         str((artifact_dir / "pc-bios").absolute()),
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-m",
-        str(work.memory_mib),
-        "-no-reboot",
-        "-kernel",
-        str(kit.kernel.resolve()),
-        "-initrd",
-        str(kit.initramfs.resolve()),
-        "-append",
-        append,
+        *boot_args(kit, work.memory_mib, append),
         "-drive",
         f"file={image.resolve()},if={work.interface},cache=none,format=qcow2",
     ]
