@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bisect_driver.flaky_project import FlakySpec, generate  # noqa: E402
+from bisect_driver.app.flaky_project import FlakySpec, generate  # noqa: E402
 
 NAIVE_STEP = r"""#!/bin/sh
 # naive: clean rebuild, N serial trials, broken if any trial crashed

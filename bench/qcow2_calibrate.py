@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bisect_driver.verdict import clopper_pearson  # noqa: E402
-from probes.base import Outcome, TrialContext  # noqa: E402
+from bisect_driver.plugin import Outcome, TrialContext  # noqa: E402
+from bisect_driver.verdict.stats import clopper_pearson  # noqa: E402
 from probes.qcow2_sigterm import Qcow2SigtermProbe  # noqa: E402
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_recipes.base import BuildContext  # noqa: E402
+from bisect_driver.plugin import BuildContext  # noqa: E402
 from build_recipes.qemu import QemuRecipe  # noqa: E402
 
 LOCK = "/tmp/bisect-heavy.lock"

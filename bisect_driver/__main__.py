@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from bisect_driver.app.cli import main
 
 sys.exit(main())

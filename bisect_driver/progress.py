@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 
 
 class Progress:
-    def __init__(self, log_path=None, quiet: bool = False) -> None:
+    def __init__(self, log_path: Path | None = None, quiet: bool = False) -> None:
         self.console = Console(stderr=True, highlight=False)
         self.fancy = self.console.is_terminal
         self.log_path = log_path

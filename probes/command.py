@@ -10,29 +10,43 @@ directory as its working directory and ``BISECT_COMMIT``,
 
 from __future__ import annotations
 
-import argparse
 import os
+from dataclasses import dataclass
 from typing import Any
 
-from bisect_driver.errors import UserError
-from bisect_driver.proc import run_group
-
-from .base import Outcome, Probe, TrialContext, TrialResult
+from bisect_driver.plugin import (
+    Outcome,
+    Probe,
+    TrialContext,
+    TrialResult,
+    UserError,
+    option,
+    run_group,
+)
 
 EXIT_OUTCOMES = {0: Outcome.CLEAN, 1: Outcome.REPRODUCED, 125: Outcome.INCONCLUSIVE}
 
 
+@dataclass(frozen=True)
+class CommandOptions:
+    probe_cmd: str = option(
+        "", "command probe: one trial; exit 0 clean, 1 reproduced, 125 cannot tell"
+    )
+
+
 class CommandProbe(Probe):
     name = "command"
+    Options = CommandOptions
+    options: CommandOptions
 
-    def __init__(self, command: str) -> None:
-        if not command:
+    def __init__(self, options: CommandOptions | None = None, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        if not self.options.probe_cmd:
             raise UserError("--probe command needs --probe-cmd")
-        self.command = command
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> CommandProbe:
-        return cls(args.probe_cmd or "")
+    @property
+    def command(self) -> str:
+        return self.options.probe_cmd
 
     def settings(self) -> dict[str, Any]:
         return {"probe_cmd": self.command}
@@ -64,7 +78,9 @@ class CommandProbe(Probe):
             outcome = Outcome.ERROR
             detail = f"probe command killed by signal {res.signal}"
         else:
-            outcome = EXIT_OUTCOMES.get(res.returncode, Outcome.ERROR)
+            outcome = EXIT_OUTCOMES.get(
+                -1 if res.returncode is None else res.returncode, Outcome.ERROR
+            )
             if outcome == Outcome.ERROR:
                 detail = f"probe exit {res.returncode}: {detail}"
         log_path = None
@@ -81,6 +97,3 @@ class CommandProbe(Probe):
             detail=detail,
             log_path=log_path,
         )
-
-
-PROBE = CommandProbe

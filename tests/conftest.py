@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bisect_driver.cli import main
-from bisect_driver.flaky_project import FlakyRepo, FlakySpec, generate
+from bisect_driver.app.cli import main
+from bisect_driver.app.flaky_project import FlakyRepo, FlakySpec, generate
 
 
 @dataclass

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from conftest import flaky_args
 
-from bisect_driver.errors import EXIT_JOURNAL, EXIT_LOCKED, EXIT_USAGE
-from bisect_driver.lock import CacheLock
+from bisect_driver.plugin.errors import EXIT_JOURNAL, EXIT_LOCKED, EXIT_USAGE
+from bisect_driver.store.lock import CacheLock
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_unreadable_config(repo, cli, tmp_path):
 def test_config_supplies_defaults(repo, cli, tmp_path):
     cfg = tmp_path / "ok.toml"
     cfg.write_text("confidence = 0.9\nmax-trials = 7\n")
-    from bisect_driver.cli import parse
+    from bisect_driver.app.cli import parse
 
     args = parse([*flaky_args(repo, tmp_path / "c"), "--config", str(cfg), "--max-trials", "9"])
     assert args.confidence == 0.9 and args.max_trials == 9

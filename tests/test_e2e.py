@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from conftest import flaky_args, read_report, repo_state
 
-from bisect_driver.errors import EXIT_AMBIGUOUS, EXIT_ENDPOINTS, EXIT_FOUND
+from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_ENDPOINTS, EXIT_FOUND
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_unbuildable_commits_near_the_answer_are_skipped(make_flaky, cli, tmp_pa
     data = read_report(report)
     assert data["candidate"]["commit"] == repo.answer
     skipped = [e for e in data["evidence"] if e["verdict"] == "skip"]
-    assert skipped and all(e["reason"].startswith("build failed") for e in skipped)
+    assert skipped and all(e["reason"].startswith("build compile: ") for e in skipped)
 
 
 def test_unbuildable_commit_right_before_the_answer_gives_a_candidate_pair(

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bisect_driver.proc import LIVE_GROUPS
-from probes.base import Outcome, TrialContext, TrialResult
+from bisect_driver.plugin import Outcome, TrialContext, TrialResult
+from bisect_driver.plugin.proc import LIVE_GROUPS
 from probes.qcow2_sigterm import Qcow2SigtermProbe
 from probes.qcow2_sigterm.gfs import guestfs_available
 
@@ -70,10 +71,17 @@ def make_artifacts(root: Path, qemu: Path = REAL_QEMU) -> Path:
     return root
 
 
+ASSERT_LINE = (
+    "qemu-system-x86_64: block/qcow2-cache.c:73: qcow2_cache_destroy: "
+    "Assertion `c->entries[i].ref == 0' failed."
+)
+"""QEMU 1.0's failure message (glibc assert format), for the "abort" fault."""
+
 WRAPPER = """#!{python}
 # Test double for qemu-system-x86_64: runs the real one, injects a fault.
 import os, signal, subprocess, sys
 MODE = {mode!r}
+ASSERT_LINE = {assert_line!r}
 args = sys.argv[1:]
 child = subprocess.Popen([{real!r}] + args)
 with open({pidfile!r}, "w") as fh:
@@ -82,6 +90,11 @@ with open({pidfile!r}, "w") as fh:
 def on_term(signum, frame):
     if MODE == "segv":
         child.send_signal(signal.SIGSEGV)
+    elif MODE == "abort":
+        # what QEMU 1.0 prints (to the same pipe as the serial console) and does
+        sys.stderr.write(ASSERT_LINE + "\\n")
+        sys.stderr.flush()
+        child.send_signal(signal.SIGABRT)
     elif MODE != "hang":
         child.send_signal(signal.SIGTERM)
 
@@ -116,7 +129,13 @@ def wrapped_artifacts(root: Path, mode: str) -> tuple[Path, Path]:
     pidfile = root / "qemu.pid"
     script = root / "wrapper.py"
     script.write_text(
-        WRAPPER.format(python=sys.executable, mode=mode, real=str(REAL_QEMU), pidfile=str(pidfile))
+        WRAPPER.format(
+            python=sys.executable,
+            mode=mode,
+            real=str(REAL_QEMU),
+            pidfile=str(pidfile),
+            assert_line=ASSERT_LINE,
+        )
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     target = art / "bin" / "qemu-system-x86_64"
@@ -161,6 +180,7 @@ def test_debian_qemu_trials_are_clean(tmp_path: Path, probe: Qcow2SigtermProbe) 
         assert res.extra["reported_before_kill"] >= 1
         assert res.exit_status == 0 and res.signal is None
         assert "\n" not in res.detail
+        assert "signature" not in res.extra  # nothing failed
     # a clean trial keeps nothing and deletes its image
     assert not (tmp_path / "evidence").exists()
     assert not (contexts[0].work_dir / "disk.qcow2").exists()
@@ -172,7 +192,22 @@ def test_qemu_killed_by_sigsegv_is_reproduced(tmp_path: Path, probe: Qcow2Sigter
     res = probe.run_trial(context(tmp_path, art))
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert res.signal == 11 and "SIGSEGV" in res.detail
+    assert res.extra["signature"] == "SIGSEGV"
     assert res.log_path and "BQ-GO" in Path(res.log_path).read_text()
+    assert_nothing_left(pidfile)
+
+
+def test_qemu_abort_is_reproduced_with_its_assertion_as_signature(
+    tmp_path: Path, probe: Qcow2SigtermProbe
+) -> None:
+    """The assertion qemu prints before SIGABRT names the failure (extra["signature"])."""
+    art, pidfile = wrapped_artifacts(tmp_path / "art", "abort")
+    res = probe.run_trial(context(tmp_path, art))
+    assert res.outcome is Outcome.REPRODUCED, res.detail
+    assert res.signal == 6
+    expected = "qcow2_cache_destroy: Assertion `c->entries[i].ref == 0' failed"
+    assert res.extra["signature"] == f"SIGABRT: {expected}"
+    assert expected in res.detail
     assert_nothing_left(pidfile)
 
 
@@ -182,6 +217,7 @@ def test_corrupted_image_is_reproduced(tmp_path: Path, probe: Qcow2SigtermProbe)
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert res.signal is None and res.exit_status == 0
     assert "corruption" in res.detail
+    assert res.extra["signature"] == "image corrupt"
     assert res.log_path and Path(res.log_path).is_file()
     kept = list((tmp_path / "evidence").glob("*.qcow2"))
     assert len(kept) == 1  # the damaged image is evidence
@@ -194,6 +230,7 @@ def test_lost_data_is_reproduced(tmp_path: Path, probe: Qcow2SigtermProbe) -> No
     res = probe.run_trial(context(tmp_path, art))
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert "lost" in res.detail and "corruption" not in res.detail
+    assert res.extra["signature"] == "data lost"
     assert_nothing_left(pidfile)
 
 
@@ -218,6 +255,7 @@ def test_qemu_that_ignores_sigterm_is_a_hang_and_is_killed(
     art, pidfile = wrapped_artifacts(tmp_path / "art", "hang")
     res = probe.run_trial(context(tmp_path, art, timeout=45.0))
     assert res.outcome is Outcome.HANG, res.detail
+    assert res.extra["signature"] == "hang after SIGTERM"
     assert pidfile.exists()
     assert_nothing_left(pidfile)  # the real qemu, a grandchild, was killed with the group
 
@@ -269,3 +307,27 @@ def test_artifact_layout_helper_uses_firmware_dir(tmp_path: Path) -> None:
     assert (art / "bin" / "qemu-system-x86_64").resolve() == REAL_QEMU.resolve()
     assert any((art / "pc-bios").iterdir())
     shutil.rmtree(art)
+
+
+def bisect_qemu() -> list[str]:
+    """The installed command (what a user runs); ``python -m`` where it is not installed."""
+    script = Path(sys.executable).with_name("bisect-qemu")  # not resolved: the venv's bin
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "bisect_driver"]
+
+
+def test_guest_build_command_builds_the_kit_once(tmp_path: Path) -> None:
+    """`bisect-qemu guest build` goes through the probe's build_guest_kit and prints the kit."""
+    cache = tmp_path / "cache"
+    cmd = [*bisect_qemu(), "guest", "build", "--cache-dir", str(cache)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    kit = Path(first.stdout.strip().splitlines()[-1])
+    assert kit.is_dir() and kit.is_relative_to(cache), first.stdout
+    files = ("vmlinuz", "initramfs.cpio", "manifest.json")
+    assert all((kit / name).is_file() for name in files), sorted(os.listdir(kit))
+    stamps = {name: (kit / name).stat().st_mtime_ns for name in files}
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert Path(second.stdout.strip().splitlines()[-1]) == kit
+    # cached: the same directory, nothing in it rewritten
+    assert {name: (kit / name).stat().st_mtime_ns for name in files} == stamps

@@ -6,23 +6,29 @@ The slow end-to-end tests (real qemu, injected faults) are in test_qcow2_probe.p
 from __future__ import annotations
 
 import argparse
+import io
 import random
 import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bisect_driver.errors import UserError
-from probes.base import Outcome
+from bisect_driver.plugin import Outcome, TrialContext
+from bisect_driver.plugin.errors import UserError
 from probes.qcow2_sigterm import PROBE, Qcow2SigtermProbe, guest
 from probes.qcow2_sigterm import accel as accel_mod
 from probes.qcow2_sigterm.guest import _cpio_newc, kernel_release, resolve_modules
-from probes.qcow2_sigterm.trial import GuestRun, classify_run
+from probes.qcow2_sigterm.judge import Judgement, abort_message, judge, wants_data
+from probes.qcow2_sigterm.probe import _Pending
+from probes.qcow2_sigterm.trial import GuestRun, SerialWatcher, classify_run
 from probes.qcow2_sigterm.verify import (
     BLOCK,
+    CheckResult,
+    DataResult,
     block_bytes,
     check_image,
     chunk_bytes,
@@ -216,15 +222,17 @@ def test_bad_kernel_path_is_a_user_error(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------- options
 def parse(*argv: str) -> Qcow2SigtermProbe:
-    parser = argparse.ArgumentParser()
+    # exit_on_error=False: a value the option's own parser rejects raises
+    # ArgumentError (the CLI turns it into a usage error) instead of exiting pytest.
+    parser = argparse.ArgumentParser(exit_on_error=False)
     PROBE.add_arguments(parser)
     return PROBE.from_args(parser.parse_args(list(argv)))
 
 
 def test_probe_is_exported_under_its_plugin_name() -> None:
-    from bisect_driver.plugins import load_plugin
+    from bisect_driver.plugin.registry import load_plugin
 
-    assert load_plugin("probe", "probes", "qcow2-sigterm", "PROBE") is Qcow2SigtermProbe
+    assert load_plugin("probe", "qcow2-sigterm") is Qcow2SigtermProbe
 
 
 @pytest.mark.parametrize(
@@ -241,7 +249,8 @@ def test_probe_is_exported_under_its_plugin_name() -> None:
     ],
 )
 def test_bad_option_values_are_user_errors(argv: list[str]) -> None:
-    with pytest.raises(UserError):
+    """Rejected either while parsing (--kill-after's own parser) or by the probe."""
+    with pytest.raises((UserError, argparse.ArgumentError)):
         parse(*argv)
 
 
@@ -289,6 +298,266 @@ def test_clean_exit_leaves_the_decision_to_the_image() -> None:
 def test_runs_that_cannot_tell(run: GuestRun, outcome: Outcome) -> None:
     decided = classify_run(run)
     assert decided is not None and decided[0] is outcome
+
+
+# ------------------------------------------------------------------- judgement
+ASSERT_LINE = (
+    "qemu-system-x86_64: block/qcow2-cache.c:73: qcow2_cache_destroy: "
+    "Assertion `c->entries[i].ref == 0' failed."
+)
+ASSERT_SIG = "qcow2_cache_destroy: Assertion `c->entries[i].ref == 0' failed"
+
+
+def ran(**kw: object) -> GuestRun:
+    """A run that reached the writes and got our SIGTERM: the image has the say."""
+    facts: dict = dict(
+        returncode=0,
+        init_seen=True,
+        go_time=1.0,
+        kill_time=2.0,
+        reported={0, 1, 2},
+        reported_before_kill=2,
+    )
+    facts.update(kw)
+    return GuestRun(**facts)
+
+
+CHECK_OK = CheckResult(True)
+CORRUPT = CheckResult(False, 1, 2, "1 corruption(s), 2 leak(s)")
+LEAKS = CheckResult(False, 0, 3, "0 corruption(s), 3 leak(s)")
+NOT_QCOW2 = CheckResult(False, detail="check failed (status 1): Image is not in qcow2 format")
+INTACT_012 = compare(disk_with({i: chunk_bytes(TRIAL, i, CHUNK) for i in range(3)}), {0, 1, 2})
+# chunk 2 was written (half of it) but never reported, chunk 3 never reached the disk:
+# both were in flight at the kill, which is fine
+IN_FLIGHT = compare(
+    disk_with(
+        {0: chunk_bytes(TRIAL, 0, CHUNK), 1: chunk_bytes(TRIAL, 1, CHUNK)}
+        | {2: chunk_bytes(TRIAL, 2, CHUNK)[: CHUNK // 2]}
+    ),
+    {0, 1},
+)
+LOST_1 = compare(disk_with({0: chunk_bytes(TRIAL, 0, CHUNK)}), {0, 1})
+WRONG_0 = compare(disk_with({0: chunk_bytes(TRIAL + 1, 0, CHUNK)}), {0})
+SIGABRT_RUN = ran(returncode=None, signal=6, abort_message=ASSERT_SIG)
+
+
+@pytest.mark.parametrize(
+    ("run", "check", "data", "read_error", "harness", "outcome", "signature", "detail"),
+    [
+        pytest.param(
+            ran(), CHECK_OK, INTACT_012, "", (), Outcome.CLEAN, None,
+            "qemu exited 0 after SIGTERM at 2 reported chunks; check ok; 3 reported chunks intact",
+            id="clean-exit-check-ok-data-intact",
+        ),
+        pytest.param(
+            ran(reported={0, 1}), CHECK_OK, IN_FLIGHT, "", (), Outcome.CLEAN, None,
+            "2 reported chunks intact", id="data-past-last-report-is-in-flight",
+        ),
+        pytest.param(
+            SIGABRT_RUN, CHECK_OK, INTACT_012, "", (), Outcome.REPRODUCED,
+            f"SIGABRT: {ASSERT_SIG}", f"qemu died by signal 6 SIGABRT after SIGTERM: {ASSERT_SIG}",
+            id="sigabrt-with-assertion",
+        ),
+        pytest.param(
+            ran(returncode=None, signal=11), CHECK_OK, INTACT_012, "", (), Outcome.REPRODUCED,
+            "SIGSEGV", "qemu died by signal 11 SIGSEGV after SIGTERM", id="sigsegv",
+        ),
+        pytest.param(
+            ran(returncode=None, signal=6), CORRUPT, None, "", (), Outcome.REPRODUCED,
+            "SIGABRT", "SIGABRT after SIGTERM; trusted check: 1 corruption(s)",
+            id="signal-comes-first-in-the-signature",
+        ),
+        pytest.param(
+            ran(returncode=None, signal=40), CHECK_OK, INTACT_012, "", (), Outcome.REPRODUCED,
+            "signal 40", "qemu died by signal 40 after SIGTERM", id="signal-without-a-name",
+        ),
+        pytest.param(
+            ran(), CORRUPT, INTACT_012, "", (), Outcome.REPRODUCED, "image corrupt",
+            "trusted check: 1 corruption(s), 2 leak(s)", id="check-reports-corruption",
+        ),
+        pytest.param(
+            ran(), LEAKS, INTACT_012, "", (), Outcome.REPRODUCED, "leaked clusters",
+            "trusted check: 0 corruption(s), 3 leak(s)", id="check-reports-leaks",
+        ),
+        pytest.param(
+            ran(), NOT_QCOW2, None, "", (), Outcome.REPRODUCED, "image unreadable",
+            "not in qcow2 format", id="check-cannot-open-image",
+        ),
+        pytest.param(
+            ran(), CHECK_OK, None, "image unreadable: Input/output error", (),
+            Outcome.REPRODUCED, "image unreadable", "Input/output error",
+            id="data-cannot-be-read",
+        ),
+        pytest.param(
+            ran(reported={0, 1}), CHECK_OK, LOST_1, "", (), Outcome.REPRODUCED, "data lost",
+            "1 reported chunk(s) lost (e.g. [1])", id="reported-chunk-lost",
+        ),
+        pytest.param(
+            ran(reported={0}), CHECK_OK, WRONG_0, "", (), Outcome.REPRODUCED, "data wrong",
+            "wrong data", id="reported-chunk-wrong",
+        ),
+        pytest.param(
+            GuestRun(returncode=0, init_seen=True), None, None, "", (), Outcome.INCONCLUSIVE,
+            None, "guest did not reach the writes; qemu exited 0", id="never-reached-writes",
+        ),
+        pytest.param(
+            GuestRun(signal=11), None, None, "", (), Outcome.INCONCLUSIVE, None,
+            "guest never started init; qemu killed by signal 11", id="crash-before-init",
+        ),
+        pytest.param(
+            ran(alldone_before_kill=True), CHECK_OK, INTACT_012, "", (), Outcome.INCONCLUSIVE,
+            None, "nothing in flight", id="all-writes-done-before-kill",
+        ),
+        pytest.param(
+            None, None, None, "", ("qemu-img create failed: boom",), Outcome.INCONCLUSIVE,
+            None, "harness: qemu-img create failed: boom", id="harness-before-qemu",
+        ),
+        pytest.param(
+            ran(), None, None, "", ("qemu-img check timed out",), Outcome.INCONCLUSIVE, None,
+            "harness: qemu-img check timed out", id="harness-error-no-other-evidence",
+        ),
+        pytest.param(
+            ran(), CORRUPT, None, "", ("qemu-img map timed out",), Outcome.REPRODUCED,
+            "image corrupt", "harness: qemu-img map timed out", id="harness-error-but-corrupt",
+        ),
+        pytest.param(
+            SIGABRT_RUN, None, INTACT_012, "", ("qemu-img check timed out",),
+            Outcome.REPRODUCED, f"SIGABRT: {ASSERT_SIG}", "SIGABRT", id="harness-error-but-signal",
+        ),
+        pytest.param(
+            ran(returncode=None, hung=True), None, None, "", (), Outcome.HANG,
+            "hang after SIGTERM", "did not exit after SIGTERM", id="timeout-after-sigterm",
+        ),
+    ],
+)  # fmt: skip
+def test_judgement_table(
+    run: GuestRun | None,
+    check: CheckResult | None,
+    data: DataResult | None,
+    read_error: str,
+    harness: tuple[str, ...],
+    outcome: Outcome,
+    signature: str | None,
+    detail: str,
+) -> None:
+    """Every rule of the judgement as one row: facts in, (outcome, detail, signature) out."""
+    got = judge(run, check, data, read_error, harness)
+    assert (got.outcome, got.signature) == (outcome, signature), got.detail
+    assert detail in got.detail
+    assert "\n" not in got.detail
+
+
+def test_judgement_notes_follow_the_image_findings() -> None:
+    got = judge(ran(), CHECK_OK, INTACT_012, notes=["guestfs failed, data read with qemu-img"])
+    assert got == Judgement(
+        Outcome.CLEAN,
+        "guestfs failed, data read with qemu-img; qemu exited 0 after SIGTERM at 2 reported"
+        " chunks; check ok; 3 reported chunks intact",
+    )
+
+
+def test_judgement_never_calls_an_unexamined_image_clean() -> None:
+    """A caller that skipped the check or the read gets INCONCLUSIVE, never CLEAN."""
+    assert judge(ran(), None, None).outcome is Outcome.INCONCLUSIVE
+    assert judge(ran(), CHECK_OK, None).outcome is Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    ("run", "check", "harness", "wanted"),
+    [
+        pytest.param(ran(), CHECK_OK, (), True, id="check-ok"),
+        pytest.param(ran(), CORRUPT, (), True, id="corrupt-but-openable"),
+        pytest.param(ran(), NOT_QCOW2, (), False, id="check-cannot-open"),
+        pytest.param(GuestRun(returncode=0), None, (), False, id="run-decided"),
+        pytest.param(ran(), None, ("check timed out",), False, id="harness-no-signal"),
+        pytest.param(SIGABRT_RUN, None, ("check timed out",), True, id="harness-but-signal"),
+        pytest.param(None, None, ("create failed",), False, id="qemu-never-ran"),
+    ],
+)
+def test_data_is_read_only_when_it_can_matter(
+    run: GuestRun | None, check: CheckResult | None, harness: tuple[str, ...], wanted: bool
+) -> None:
+    assert wants_data(run, check, harness) is wanted
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (ASSERT_LINE, ASSERT_SIG),
+        (
+            "[   7.1] init: x qemu-system-x86_64: a/b.c:9: f_1: Assertion `x' failed.",
+            "f_1: Assertion `x' failed",
+        ),
+        (
+            "ERROR:../block/io.c:123:bdrv_drain_all: assertion failed: (x == 0)",
+            "bdrv_drain_all: assertion failed: (x == 0)",
+        ),
+        ("qemu: fatal: Trying to execute code", "qemu: fatal: Trying to execute code"),
+        ("BQ-D 17 qemu: fatal: not from qemu", None),
+        ("Run /init as init process", None),
+        ("[    0.5] kernel BUG at mm/slub.c:12!", None),
+    ],
+)  # fmt: skip
+def test_abort_message_is_qemus_own(line: str, message: str | None) -> None:
+    assert abort_message(line) == message
+
+
+def test_serial_watcher_keeps_the_first_abort_message(tmp_path: Path) -> None:
+    out = "\n".join(
+        ["BQ-INIT", "BQ-GO 8", "BQ-D 3 x", ASSERT_LINE, "x.c:1: g: Assertion `y' failed.", ""]
+    )
+    watcher = SerialWatcher(io.BytesIO(out.encode()), tmp_path / "serial.log", time.monotonic())
+    watcher.thread.join(timeout=10)
+    assert watcher.eof and watcher.reported == {3}
+    assert watcher.abort_message == ASSERT_SIG
+    assert ASSERT_LINE in (tmp_path / "serial.log").read_text()
+
+
+def finished(tmp_path: Path, run: GuestRun | None, **facts: object) -> _Pending:
+    ctx = TrialContext(
+        commit="deadbeefcafe",
+        artifact_dir=tmp_path / "art",
+        index=0,
+        work_dir=tmp_path / "work",
+        evidence_dir=tmp_path / "evidence",
+        timeout=10.0,
+        seed=1,
+    )
+    ctx.work_dir.mkdir()
+    log = ctx.work_dir / "serial.log"
+    log.write_text(ASSERT_LINE + "\n")
+    pending = _Pending(ctx, run, ctx.work_dir / "disk.qcow2", log)
+    for name, value in facts.items():
+        setattr(pending, name, value)
+    return pending
+
+
+def test_trial_result_carries_the_signature(tmp_path: Path) -> None:
+    """The probe's _finish passes the judgement's signature on, in extra["signature"]."""
+    probe = Qcow2SigtermProbe(accel="tcg")
+    # the check could not open the image, so no data is read: no qemu-img runs here
+    res = probe._finish(finished(tmp_path, SIGABRT_RUN, check=NOT_QCOW2), None)
+    assert res.outcome is Outcome.REPRODUCED
+    assert res.extra["signature"] == f"SIGABRT: {ASSERT_SIG}"
+    assert res.signal == 6 and "trusted check: check failed (status 1)" in res.detail
+    assert res.log_path and Path(res.log_path).is_file()
+
+
+@pytest.mark.parametrize(
+    ("run", "facts", "outcome", "signature"),
+    [
+        (ran(returncode=None, hung=True), {}, Outcome.HANG, "hang after SIGTERM"),
+        (GuestRun(returncode=1), {}, Outcome.INCONCLUSIVE, None),
+        (None, {"harness_errors": ["qemu-img create failed"]}, Outcome.INCONCLUSIVE, None),
+        (None, {"error": "probe raised OSError: x"}, Outcome.ERROR, None),
+    ],
+)
+def test_trials_without_a_failure_of_qemu_have_no_signature_but_hangs(
+    tmp_path: Path, run: GuestRun | None, facts: dict, outcome: Outcome, signature: str | None
+) -> None:
+    res = Qcow2SigtermProbe(accel="tcg")._finish(finished(tmp_path, run, **facts), None)
+    assert res.outcome is outcome, res.detail
+    assert res.extra.get("signature") == signature
 
 
 # ---------------------------------------------------------------- trusted check

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from build_recipes.base import BuildContext, BuildStatus
+from bisect_driver.plugin import BuildContext, BuildStatus
 from build_recipes.qemu import QemuRecipe
 
 REPO = os.environ.get("BISECT_QEMU_REPO")

@@ -10,6 +10,7 @@ build in a second, so every failure class can be produced by a commit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from bisect_driver.errors import UserError
-from build_recipes.base import BuildContext, BuildStatus
+from bisect_driver.app.cli import Parser
+from bisect_driver.plugin import BuildContext, BuildStatus
+from bisect_driver.plugin.errors import UserError
+from build_recipes.logparse import classify_make, configure_error
 from build_recipes.qemu import RECIPE, QemuRecipe, shim
 from build_recipes.qemu import fixups as fx
-from build_recipes.qemu.logparse import classify_make, configure_error
 
 HAVE_LIB2TO3 = subprocess.run([sys.executable, "-c", "import lib2to3.main"]).returncode == 0
 needs_lib2to3 = pytest.mark.skipif(not HAVE_LIB2TO3, reason="this Python has no lib2to3")
@@ -243,7 +245,10 @@ class FakeQemu:
 
 def recipe(**kw: object) -> QemuRecipe:
     kw.setdefault("ccache", False)
-    kw.setdefault("python", sys.executable)
+    kw.setdefault("host_python", sys.executable)
+    for name in ("configure_arg", "without_fixup"):
+        if name in kw:
+            kw[name] = tuple(kw[name])  # type: ignore[arg-type]
     return QemuRecipe(**kw)  # type: ignore[arg-type]
 
 
@@ -255,7 +260,7 @@ def run(path: Path) -> str:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+    parser = Parser()  # errors are UserErrors, as on the real command line
     RECIPE.add_arguments(parser)
     return parser.parse_args(list(argv))
 
@@ -315,7 +320,7 @@ def test_host_checks_name_what_doctor_needs() -> None:
 
 
 def test_host_check_reports_missing_python() -> None:
-    checks = {c.name: c for c in recipe(python="/nonexistent/python3").host_checks()}
+    checks = {c.name: c for c in recipe(host_python="/nonexistent/python3").host_checks()}
     assert not checks["lib2to3"].ok
     assert not checks["python3"].ok
 
@@ -573,7 +578,7 @@ def test_user_fixups_file_overrides_and_adds_by_name(fake: FakeQemu, tmp_path: P
 @needs_lib2to3
 def test_without_python_check_fixup_configure_fails(fake: FakeQemu) -> None:
     ctx = fake.ctx()
-    result = recipe(without_fixups=["configure-python2-check"]).build(ctx)
+    result = recipe(without_fixup=["configure-python2-check"]).build(ctx)
     assert result.status is BuildStatus.CONFIGURE
     assert result.detail.startswith("Python 2 required but")
     assert "configure-python2-check" not in result.fixups
@@ -583,7 +588,7 @@ def test_without_python_check_fixup_configure_fails(fake: FakeQemu) -> None:
 @needs_lib2to3
 def test_without_script_conversion_python2_script_fails_compile(fake: FakeQemu) -> None:
     ctx = fake.ctx()
-    result = recipe(without_fixups=["python3-build-scripts"]).build(ctx)
+    result = recipe(without_fixup=["python3-build-scripts"]).build(ctx)
     assert result.status is BuildStatus.COMPILE
     assert "SyntaxError" in result.detail
     assert fake.dirty() == ""  # running the original script left no __pycache__
@@ -698,9 +703,13 @@ def test_stale_build_dir_is_retried_from_clean(fake: FakeQemu) -> None:
     stale.write_text("not an object file")
     commit = fake.commit({"vl.c": MAIN_C.replace("@NAME@", "qemu-system-x86_64 v2")}, "vl")
     ctx = fake.ctx(commit)
-    result = r.build(ctx)
-    assert result.status is BuildStatus.OK, ctx.log_path.read_text()
-    assert "the incremental build had failed (link" in result.detail
+    first = r.build(ctx)
+    assert first.status is BuildStatus.LINK, ctx.log_path.read_text()
+    # The driver (build.builder) retries a failed build once, as attempt 2.
+    retry = dataclasses.replace(ctx, attempt=2, log_path=ctx.log_path.with_suffix(".2.log"))
+    result = r.build(retry)
+    assert result.status is BuildStatus.OK, retry.log_path.read_text()
+    assert "clean build" in result.detail
     assert fake.counts().count("configure") == 2
     assert run(ctx.output_dir / "bin" / "qemu-io").startswith("qemu-io hello")
 
@@ -715,7 +724,11 @@ def test_real_failure_is_retried_once_then_reported(fake: FakeQemu) -> None:
     result = r.build(ctx)
     assert result.status is BuildStatus.COMPILE
     assert "#error upstream breakage" in result.detail
-    assert ctx.log_path.read_text().count("retrying in an empty build directory") == 1
+    retry = dataclasses.replace(ctx, attempt=2, log_path=ctx.log_path.with_suffix(".2.log"))
+    again = r.build(retry)
+    assert again.status is BuildStatus.COMPILE
+    assert "#error upstream breakage" in again.detail
+    assert "the driver retries a failed build from scratch" in retry.log_path.read_text()
     assert fake.counts().count("cc img.o") == 3  # first build, incremental, clean retry
 
 
@@ -723,7 +736,7 @@ def test_real_failure_is_retried_once_then_reported(fake: FakeQemu) -> None:
 @needs_lib2to3
 def test_new_configure_args_reconfigure_in_place(fake: FakeQemu) -> None:
     assert recipe().build(fake.ctx()).status is BuildStatus.OK
-    other = recipe(configure_args=["--disable-vnc"])
+    other = recipe(configure_arg=["--disable-vnc"])
     result = other.build(fake.ctx())
     assert result.status is BuildStatus.OK
     assert fake.counts().count("configure") == 2
@@ -783,7 +796,7 @@ def _types_h_lacks_makedev() -> bool:
 @needs_lib2to3
 @pytest.mark.skipif(not _types_h_lacks_makedev(), reason="this libc still has makedev in types.h")
 def test_without_sysmacros_compat_makedev_is_undefined(fake: FakeQemu) -> None:
-    result = recipe(without_fixups=["sysmacros-compat"]).build(fake.ctx())
+    result = recipe(without_fixup=["sysmacros-compat"]).build(fake.ctx())
     assert result.status in (BuildStatus.LINK, BuildStatus.COMPILE)
     assert "makedev" in result.detail
 

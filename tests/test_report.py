@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shlex
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import flaky_args, read_report
 
-from bisect_driver.cli import parse
-from bisect_driver.driver import prepare_run
-from bisect_driver.errors import EXIT_FOUND
-from bisect_driver.journal import VerdictRecord
+from bisect_driver.app.cli import parse
+from bisect_driver.app.commands import settings_from
+from bisect_driver.app.driver import prepare_run
+from bisect_driver.bisect.checks import Check, CheckStatus
+from bisect_driver.bisect.direction import Direction
+from bisect_driver.plugin.errors import EXIT_FOUND
+from bisect_driver.report.html import render_html
+from bisect_driver.report.markdown import render_md
+from bisect_driver.report.model import (
+    SCHEMA_VERSION,
+    CandidateInfo,
+    Environment,
+    EvidenceRow,
+    PluginInfo,
+    Report,
+    Statistics,
+    Toolchain,
+    render_json,
+)
+from bisect_driver.store.journal import VerdictRecord
+from bisect_driver.verdict.stats import Verdict
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 def checks(data: dict) -> dict[str, str]:
@@ -42,6 +63,7 @@ def first_midpoint(repo) -> str:
     ).stdout.strip()
 
 
+@slow
 @pytest.mark.parametrize("direction", ["fix", "regression"])
 def test_planted_wrong_verdict_is_caught_by_confirmation_and_corrected(
     make_flaky, cli, tmp_path, direction
@@ -52,8 +74,9 @@ def test_planted_wrong_verdict_is_caught_by_confirmation_and_corrected(
     assert repo.buggy(repo.shas.index(mid))  # so "clean" there is wrong
     cache, report = tmp_path / "cache", tmp_path / "report"
     args = flaky_args(repo, cache, "--report-dir", str(report))
-    ctx = prepare_run(parse(args))
-    ctx.journal.ensure_run(ctx.run_id, ctx.settings)
+    ctx = prepare_run(settings_from(parse(args)), "bisect-qemu " + shlex.join(args))
+    assert ctx.plan is not None and ctx.run_id is not None
+    ctx.journal.ensure_run(ctx.run_id, ctx.plan.to_json())
     ctx.journal.record_verdict(
         ctx.run_id, VerdictRecord(mid, "clean", 1, 0, 0.0, "planted", time.time())
     )
@@ -73,6 +96,7 @@ def test_planted_wrong_verdict_is_caught_by_confirmation_and_corrected(
     assert "corrected" in (report / "report.md").read_text()
 
 
+@slow
 def test_all_checks_pass_with_verified_backport(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=20, change_at=12, rate=0.4)
     report = tmp_path / "report"
@@ -87,6 +111,7 @@ def test_all_checks_pass_with_verified_backport(make_flaky, cli, tmp_path):
     assert data["confirmed"] and data["confidence"] > 0.999
 
 
+@slow
 def test_backport_that_conflicts_fails(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=12, change_at=7, rate=0.4, conflicting_change=True)
     report = tmp_path / "report"
@@ -100,6 +125,7 @@ def test_backport_that_conflicts_fails(make_flaky, cli, tmp_path):
     assert not data["confirmed"]
 
 
+@slow
 def test_backport_that_does_not_fix_fails(make_flaky, cli, tmp_path):
     """Backport onto a ref whose tree crashes for another reason: applies, does not fix."""
     repo = make_flaky(commits=12, change_at=7, rate=0.4)
@@ -132,6 +158,7 @@ def test_backport_that_does_not_fix_fails(make_flaky, cli, tmp_path):
     assert status_of(data, "backport fixes stable") == "FAIL"
 
 
+@slow
 def test_identical_binary_is_flagged(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=12, change_at=7, rate=0.4)
     args = flaky_args(
@@ -147,6 +174,7 @@ def test_identical_binary_is_flagged(make_flaky, cli, tmp_path):
     assert status_of(data, "candidate's binary differs") == "FAIL"
 
 
+@slow
 def test_merged_change_names_commit_and_merge(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=16, change_at=9, rate=0.4, merge_change=True)
     report = tmp_path / "report"
@@ -158,6 +186,7 @@ def test_merged_change_names_commit_and_merge(make_flaky, cli, tmp_path):
     assert repo.merge in (report / "report.md").read_text()
 
 
+@slow
 def test_first_parent_answer_is_the_merge_and_lists_what_it_brought(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=16, change_at=9, rate=0.4, merge_change=True)
     report = tmp_path / "report"
@@ -168,6 +197,7 @@ def test_first_parent_answer_is_the_merge_and_lists_what_it_brought(make_flaky, 
     assert set(data["candidate"]["brings_in"]) == set(repo.side)
 
 
+@slow
 def test_report_renders_and_regenerates_from_the_journal(make_flaky, cli, tmp_path):
     repo = make_flaky(commits=16, change_at=12, rate=0.4, unbuildable=[7, 8])
     cache, report = tmp_path / "cache", tmp_path / "report"
@@ -197,3 +227,118 @@ def test_report_renders_and_regenerates_from_the_journal(make_flaky, cli, tmp_pa
     ):
         assert heading in md
     assert any(e["verdict"] == "skip" and "build" in e["reason"] for e in second["evidence"])
+
+
+# -- the model and its renderers, without a run ------------------------------------------
+
+CAND = "c0ffee" + "1" * 34
+PARENT = "0ddba1" + "2" * 34
+
+
+def hand_made_report(checks: tuple[Check, ...]) -> Report:
+    """A report as collect() would build it for a confirmed fix, written out by hand."""
+    rows = (
+        EvidenceRow(PARENT, "parent | subject", 0, 5, 5, 2, 0, 0, 0, 0.4, (0.05, 0.85),
+                    Verdict.BUG, 1e-4, "endpoint", Verdict.BUG, 1e-5),
+        EvidenceRow(CAND, "the fix", 1, 40, 40, 0, 0, 0, 0, 0.0, (0.0, 0.09),
+                    Verdict.CLEAN, 1e-4, "decided", Verdict.CLEAN, 1e-5),
+    )  # fmt: skip
+    return Report(
+        run_id="r1",
+        status="done",
+        candidate=CandidateInfo(
+            CAND,
+            "the fix",
+            "A <a@b>",
+            "2024-01-01T00:00:00",
+            "the fix\n\nbody",
+            " f | 1 +",
+            "v9.0.0",
+            (PARENT,),
+        ),  # fmt: skip
+        candidates=(CAND,),
+        direction=Direction.FIX,
+        terms=("broken", "fixed"),
+        confidence=0.99998,
+        confidence_method="confirmed",
+        confirmed=True,
+        corrected=(),
+        contradiction=None,
+        checks=checks,
+        confirmation_rounds=(checks,),
+        alpha_per_verdict=1e-4,
+        steps=1,
+        trials=45,
+        good=PARENT,
+        bad=CAND,
+        good_ref="v8",
+        bad_ref="v9",
+        range_size=1,
+        evidence=rows,
+        bisect_log="git bisect start\n",
+        command="bisect-qemu --good v8 --bad v9",
+        wall_seconds=60.0,
+        environment=Environment(
+            PluginInfo("shell", "k1", {"build_cmd": "make"}),
+            ("fixup-a",),
+            PluginInfo("command", "k2", {}),
+            Statistics(0.99, 0.0, 200, 2, "inconclusive", None, 3600.0),
+            Toolchain("cc 1", "git 2", "3.11", "6.1", "x86_64, 2 CPUs"),
+        ),
+        generated="now",
+    )
+
+
+def md_checks(md: str) -> list[tuple[str, str, str]]:
+    section = md.split("## Checks", 1)[1].split("## Evidence", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ")][1:]  # minus the header
+    return [tuple(cell.strip() for cell in ln.strip("|").split(" | ")) for ln in rows]
+
+
+def html_checks(page: str) -> list[tuple[str, str, str]]:
+    found = re.findall(
+        r"<tr><td>([^<]*)</td><td><span class='([^']*)'>[^<]*</span></td><td>([^<]*)</td></tr>",
+        page,
+    )
+    return [tuple(html.unescape(x) for x in row) for row in found]
+
+
+@pytest.mark.parametrize(
+    "statuses", [(CheckStatus.PASS, CheckStatus.PASS), (CheckStatus.PASS, CheckStatus.FAIL)]
+)
+def test_renderers_and_json_agree_on_candidate_and_checks(statuses):
+    checks = (
+        Check(f"parent {PARENT[:12]} reproduces", statuses[0], "2/5 reproduced"),
+        Check(f"candidate {CAND[:12]} is clean", statuses[1], "0/40 <clean> & done"),
+    )
+    report = hand_made_report(checks)
+    data = json.loads(render_json(report))
+    assert data == report.to_json()
+    md = render_md(report)
+    page = render_html(report, md)
+
+    expected = [(c["name"], c["status"], c["detail"]) for c in data["checks"]]
+    assert [c[1] for c in expected] == [str(s) for s in statuses]
+    assert md_checks(md) == expected
+    assert html_checks(page) == expected
+
+    assert data["candidate"]["commit"] == CAND
+    assert re.findall(r"- Commit: `([0-9a-f]{40})`", md) == [CAND]
+    assert re.findall(r"<td>commit</td><td><code>([0-9a-f]{40})</code>", page) == [CAND]
+    assert f"The bug was fixed by commit `{CAND}`" in md
+    assert f"The bug was fixed by commit {CAND}" in page
+    assert "| 1 | `c0ffee111111` | the fix | 40 | 0 | 0.00 (0.00-0.09) | clean | clean |" in md
+    assert "parent \\| subject" in md
+
+
+def test_report_json_keys_are_the_documented_ones():
+    """docs/report.md lists every top-level key of report.json; a new key must be added there."""
+    doc = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    assert f"(schema {SCHEMA_VERSION})" in doc
+    documented = set()
+    for line in doc.splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([a-z_0-9]+)`", line.split(" | ")[0]))
+    data = hand_made_report(()).to_json()
+    assert set(data) == documented
+    assert data["schema"] == SCHEMA_VERSION

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bisect_driver.verdict import (
+from bisect_driver.verdict.stats import (
     Reference,
     Verdict,
     calibration_pays,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import flaky_args
 
-from bisect_driver.errors import EXIT_ENDPOINTS, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_LOCKED
+from bisect_driver.plugin.errors import EXIT_ENDPOINTS, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_LOCKED
 
 pytestmark = pytest.mark.slow
 

@@ -35,9 +35,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from bisect_driver.proc import run_group
+from bisect_driver.plugin import BuildContext
+from bisect_driver.plugin.proc import run_group
 
-from ..base import BuildContext, FixUp
+from ..fixup import FixUp
 from . import shim
 
 EXTRA_CFLAGS = "BISECT_QEMU_EXTRA_CFLAGS"

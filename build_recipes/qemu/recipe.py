@@ -23,7 +23,6 @@ How one build goes (see ``docs/qemu-builds.md`` for measurements):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -31,24 +30,25 @@ import os
 import shlex
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bisect_driver.errors import UserError
-from bisect_driver.proc import ProcResult, run_group
-
-from ..base import (
+from bisect_driver.plugin import (
     BuildContext,
     BuildResult,
     BuildStatus,
-    FixUp,
     HostCheck,
     Recipe,
-    load_fixup_file,
-    merge_fixups,
+    option,
 )
+from bisect_driver.plugin.errors import UserError
+from bisect_driver.plugin.host import tool_check
+from bisect_driver.plugin.proc import ProcResult, run_group
+
+from ..fixup import FixUp, load_fixup_file, merge_fixups
+from ..logparse import classify_make, configure_error
 from . import fixups as fx
-from .logparse import classify_make, configure_error
 
 DEFAULT_PYTHON = "/usr/bin/python3"
 DEFAULT_TARGETS = "x86_64-softmmu"
@@ -104,48 +104,76 @@ class _Log:
         return result
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class QemuOptions:
+    fixups_file: Path | None = option(
+        None,
+        "Python file defining FIXUPS = [FixUp(...)]; replaces built-in fix-ups of the same"
+        " name and adds the others",
+    )
+    without_fixup: tuple[str, ...] = option(
+        (), "do not apply this fix-up (repeatable)", repeatable=True
+    )
+    configure_arg: tuple[str, ...] = option(
+        (),
+        "extra argument for QEMU's configure (repeatable), e.g. --configure-arg=--disable-vnc",
+        repeatable=True,
+    )
+    target_list: str = option(
+        DEFAULT_TARGETS, f"configure --target-list; must include x86_64-softmmu ({DEFAULT_TARGETS})"
+    )
+    make_jobs: int = option(2, "make -jN (default 2)", parse=_positive_int)
+    ccache: bool = option(True, "compile through ccache (cache under CACHE/ccache; default: on)")
+    host_python: str = option(
+        DEFAULT_PYTHON,
+        f"Python 3 with lib2to3 that converts and runs QEMU's build scripts ({DEFAULT_PYTHON})",
+    )
+
+
 class QemuRecipe(Recipe):
     """QEMU v1.0..v1.1.0: qemu-system-x86_64, qemu-img, qemu-io and pc-bios/."""
 
     name = "qemu"
-    version = 1
+    version = 2  # a failed build is retried by the driver (attempt 2 starts from an empty dir)
+    Options = QemuOptions
+    options: QemuOptions
 
-    def __init__(
-        self,
-        *,
-        target_list: str = DEFAULT_TARGETS,
-        configure_args: list[str] | None = None,
-        make_jobs: int = 2,
-        ccache: bool = True,
-        fixups_file: Path | None = None,
-        without_fixups: list[str] | None = None,
-        python: str = DEFAULT_PYTHON,
-        cc: str = "gcc",
-    ) -> None:
-        targets = [t for t in target_list.split(",") if t]
+    def __init__(self, options: QemuOptions | None = None, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        o = self.options
+        targets = [t for t in o.target_list.split(",") if t]
         if "x86_64-softmmu" not in targets:
             raise UserError("--target-list must include x86_64-softmmu (the probe runs it)")
-        if make_jobs < 1:
+        if o.make_jobs < 1:
             raise UserError("--make-jobs must be at least 1")
         self.target_list = ",".join(targets)
-        self.configure_args = list(configure_args or [])
-        self.make_jobs = make_jobs
-        self.ccache = ccache
-        self.python = python
-        self.cc = cc
-        self.fixups_file = fixups_file
+        self.configure_args = list(o.configure_arg)
+        self.make_jobs = o.make_jobs
+        self.ccache = o.ccache
+        self.python = o.host_python
+        self.cc = "gcc"
+        self.fixups_file = Path(o.fixups_file) if o.fixups_file else None
         self._fixups_file_digest: str | None = None
         extra: list[FixUp] = []
-        if fixups_file is not None:
+        if self.fixups_file is not None:
             try:
-                self._fixups_file_digest = hashlib.sha256(fixups_file.read_bytes()).hexdigest()
-                extra = load_fixup_file(fixups_file)
+                self._fixups_file_digest = hashlib.sha256(self.fixups_file.read_bytes()).hexdigest()
+                extra = load_fixup_file(self.fixups_file)
             except OSError as exc:
-                raise UserError(f"--fixups-file {fixups_file}: {exc.strerror or exc}") from None
+                raise UserError(
+                    f"--fixups-file {self.fixups_file}: {exc.strerror or exc}"
+                ) from None
             except Exception as exc:  # the user's file: any error is a usage error
-                raise UserError(f"--fixups-file {fixups_file}: {exc}") from None
+                raise UserError(f"--fixups-file {self.fixups_file}: {exc}") from None
         merged = merge_fixups(list(fx.BUILTIN_FIXUPS), extra)
-        self.without_fixups = sorted(set(without_fixups or []))
+        self.without_fixups = sorted(set(o.without_fixup))
         unknown = set(self.without_fixups) - {f.name for f in merged}
         if unknown:
             raise UserError(
@@ -156,75 +184,6 @@ class QemuRecipe(Recipe):
         self._user_fixup_names = {f.name for f in extra}
 
     # --- plug-in interface --------------------------------------------------------
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("qemu recipe")
-        group.add_argument(
-            "--fixups-file",
-            dest="qemu_fixups_file",
-            type=Path,
-            metavar="PATH",
-            help="Python file defining FIXUPS = [FixUp(...)]; replaces built-in fix-ups "
-            "of the same name and adds the others",
-        )
-        group.add_argument(
-            "--without-fixup",
-            dest="qemu_without_fixups",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="do not apply this fix-up (repeatable)",
-        )
-        group.add_argument(
-            "--configure-arg",
-            dest="qemu_configure_args",
-            action="append",
-            default=[],
-            metavar="ARG",
-            help="extra argument for QEMU's configure (repeatable), e.g. --disable-vnc",
-        )
-        group.add_argument(
-            "--target-list",
-            dest="qemu_target_list",
-            default=DEFAULT_TARGETS,
-            help="configure --target-list; must include x86_64-softmmu (default: %(default)s)",
-        )
-        group.add_argument(
-            "--make-jobs",
-            dest="qemu_make_jobs",
-            type=int,
-            default=2,
-            metavar="N",
-            help="make -jN (default: %(default)s)",
-        )
-        group.add_argument(
-            "--ccache",
-            dest="qemu_ccache",
-            action=argparse.BooleanOptionalAction,
-            default=True,
-            help="compile through ccache (cache under CACHE/ccache; default: on)",
-        )
-        group.add_argument(
-            "--host-python",
-            dest="qemu_python",
-            default=DEFAULT_PYTHON,
-            metavar="PATH",
-            help="Python 3 with lib2to3 that converts and runs QEMU's build scripts "
-            "(default: %(default)s)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> QemuRecipe:
-        return cls(
-            target_list=getattr(args, "qemu_target_list", DEFAULT_TARGETS),
-            configure_args=list(getattr(args, "qemu_configure_args", []) or []),
-            make_jobs=getattr(args, "qemu_make_jobs", 2),
-            ccache=getattr(args, "qemu_ccache", True),
-            fixups_file=getattr(args, "qemu_fixups_file", None),
-            without_fixups=list(getattr(args, "qemu_without_fixups", []) or []),
-            python=getattr(args, "qemu_python", DEFAULT_PYTHON),
-        )
 
     def settings(self) -> dict[str, Any]:
         # make_jobs and ccache do not change what is built, so they stay out of the key.
@@ -265,20 +224,14 @@ class QemuRecipe(Recipe):
 
         inputs = _generator_inputs(ctx)
         stale = _stale_reason(ctx.build_dir, inputs)
+        if ctx.attempt > 1:
+            stale = "the driver retries a failed build from scratch"
         if stale:
             log.note(f"starting from an empty build directory: {stale}")
             _empty_dir(ctx.build_dir)
         incremental = any(ctx.build_dir.iterdir())
         env_ctx.env[_INPUTS_KEY] = json.dumps(inputs, sort_keys=True)
         result = self._attempt(env_ctx, log, deadline, incremental)
-        if result.status not in (BuildStatus.OK, BuildStatus.TIMEOUT) and incremental:
-            first = f"{result.status}: {result.detail}"
-            log.note(f"incremental build failed ({first}); retrying in an empty build directory")
-            _empty_dir(ctx.build_dir)
-            _empty_dir(ctx.output_dir)
-            result = self._attempt(env_ctx, log, deadline, False)
-            if result.status is BuildStatus.OK:
-                result.detail += f"; the incremental build had failed ({first})"
         result.fixups = applied
         log.note(f"result: {result.status}: {result.detail} ({time.monotonic() - start:.1f} s)")
         return result
@@ -440,15 +393,7 @@ class QemuRecipe(Recipe):
         return checks
 
 
-def _tool_check(name: str, cmd: list[str], hint: str = "") -> HostCheck:
-    if shutil.which(cmd[0]) is None and not Path(cmd[0]).is_file():
-        return HostCheck(name, False, f"{cmd[0]} not found" + (f"; {hint}" if hint else ""))
-    result = run_group(cmd, timeout=60)
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    if result.ok:
-        return HostCheck(name, True, lines[0].strip() if lines else "ok")
-    why = lines[-1].strip() if lines else f"exit {result.returncode}"
-    return HostCheck(name, False, why + (f"; {hint}" if hint else ""))
+_tool_check = tool_check
 
 
 def _left(deadline: float | None) -> float | None:

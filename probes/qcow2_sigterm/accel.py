@@ -15,7 +15,7 @@ import os
 import platform
 from pathlib import Path
 
-from bisect_driver.proc import run_group
+from bisect_driver.plugin.proc import run_group
 
 from .guest import GuestKit, boot_args
 

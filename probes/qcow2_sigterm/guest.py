@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from bisect_driver.errors import UserError
-from bisect_driver.proc import run_group
+from bisect_driver.plugin.errors import UserError
+from bisect_driver.plugin.proc import run_group
 
 KIT_FORMAT = 1
 """Bump when the layout of the kit changes (feeds the kit hash)."""

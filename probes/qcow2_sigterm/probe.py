@@ -9,26 +9,30 @@ and judges it; see docs/probe.md for the design and the measured rates.
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bisect_driver.errors import UserError
-from build_recipes.base import HostCheck
+from bisect_driver.plugin import (
+    HostCheck,
+    Outcome,
+    Probe,
+    TrialContext,
+    TrialResult,
+    UserError,
+    option,
+)
 
-from ..base import Outcome, Probe, TrialContext, TrialResult
 from . import accel as accel_mod
 from . import gfs
 from .guest import GuestKit, build_guest_kit, custom_kit, default_kernel, load_kit
+from .judge import GuestRun, judge, judge_run, wants_data
 from .trial import (
-    GuestRun,
     Workload,
-    classify_run,
     keep_evidence,
     make_image,
     qemu_command,
@@ -54,15 +58,20 @@ ACCELS = ("auto", "tcg", "kvm")
 
 @dataclass
 class _Pending:
-    """A trial whose qemu run is over and whose image data is still to be read."""
+    """A trial whose qemu run is over and whose image data is still to be read.
+
+    It holds only facts; :func:`.judge.judge` turns them into the outcome.
+    """
 
     ctx: TrialContext
     run: GuestRun | None
+    """None when qemu never ran (the harness failed first)."""
     image: Path
     log: Path
-    outcome: Outcome | None = None
-    """Set when the run alone (or a harness failure) decided the trial."""
-    detail: str = ""
+    error: str | None = None
+    """The probe itself raised: an ERROR result, never evidence."""
+    harness_errors: list[str] = field(default_factory=list)
+    """Our own tools failed (after retries) while gathering the facts."""
     check: CheckResult | None = None
     reported: frozenset[int] = frozenset()
     slots: set[int] | None = None
@@ -70,8 +79,60 @@ class _Pending:
     map_error: str | None = None
     """guestfs mode: why the trusted ``qemu-img map`` could not map the image (corrupt)."""
     gfs_error: str | None = None
-    verify_s: float | None = None
     """Why the batch's guestfs launch failed (its data was then read with qemu-img)."""
+    verify_s: float | None = None
+    """Seconds spent reading the image's data back (for tuning)."""
+
+
+_D = Workload()
+
+
+def _kill_after(text: str) -> str:
+    lo, _, hi = text.partition("-")
+    try:
+        int(lo), int(hi or lo)
+    except ValueError:
+        raise ValueError("expected MIN-MAX, e.g. 1-64") from None
+    return text
+
+
+@dataclass(frozen=True)
+class Qcow2Options:
+    verify: str = option(
+        "qemu-img",
+        "how image data is read back: trusted qemu-img convert per trial, or one libguestfs"
+        " launch per batch (default: qemu-img)",
+        choices=VERIFY_MODES,
+    )
+    accel: str = option(
+        "auto",
+        "guest accelerator; auto boots once with KVM and falls back to TCG (cached)",
+        choices=ACCELS,
+    )
+    guest_kernel: Path | None = option(None, "bzImage for the guest kit")
+    guest_modules: Path | None = option(
+        None, "modules dir matching --guest-kernel (default: from its header)"
+    )
+    guest_initramfs: Path | None = option(
+        None, "use this initramfs as is (must speak the BQ- protocol)"
+    )
+    keep_images: int = option(
+        3, "qcow2 images of reproducing trials kept per commit as evidence (default 3)"
+    )
+    guest_append: str = option("", "extra guest kernel command-line arguments")
+    writer_threads: int = option(_D.threads, f"guest writer threads (default {_D.threads})")
+    chunk_kib: int = option(_D.chunk_kib, f"KiB per write (default {_D.chunk_kib})")
+    chunks: int = option(_D.chunks, f"chunks the writer writes (default {_D.chunks})")
+    stride: int = option(_D.stride, f"slot stride, coprime with --chunks (default {_D.stride})")
+    cluster_kib: int = option(_D.cluster_kib, f"qcow2 cluster size (default {_D.cluster_kib})")
+    kill_after: str = option(
+        f"{_D.kill_min}-{_D.kill_max}",
+        "SIGTERM after MIN-MAX reported chunks (uniform)",
+        parse=_kill_after,
+    )
+    kill_jitter_ms: float = option(_D.jitter_ms, "random extra delay before SIGTERM (ms)")
+    guest_memory: int = option(_D.memory_mib, f"guest MiB (default {_D.memory_mib})")
+    drive_if: str = option(_D.interface, "guest disk interface", choices=("virtio", "ide"))
 
 
 class Qcow2SigtermProbe(Probe):
@@ -79,124 +140,54 @@ class Qcow2SigtermProbe(Probe):
 
     name: ClassVar[str] = "qcow2-sigterm"
     version: ClassVar[int] = 1
+    Options = Qcow2Options
+    options: Qcow2Options
 
-    def __init__(
-        self,
-        workload: Workload | None = None,
-        verify: str = "qemu-img",
-        accel: str = "auto",
-        guest_kernel: Path | None = None,
-        guest_modules: Path | None = None,
-        guest_initramfs: Path | None = None,
-        keep_images: int = 3,
-    ) -> None:
-        self.workload = workload or Workload()
-        if verify not in VERIFY_MODES:
+    def __init__(self, options: Qcow2Options | None = None, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        o = self.options
+        if o.verify not in VERIFY_MODES:
             raise UserError(f"--verify must be one of {', '.join(VERIFY_MODES)}")
-        if accel not in ACCELS:
+        if o.accel not in ACCELS:
             raise UserError(f"--accel must be one of {', '.join(ACCELS)}")
-        if guest_initramfs and not guest_kernel:
+        if o.guest_initramfs and not o.guest_kernel:
             raise UserError("--guest-initramfs needs --guest-kernel as well")
-        if keep_images < 0:
+        if o.keep_images < 0:
             raise UserError("--keep-images must be >= 0")
-        self.verify = verify
-        self.keep_images = keep_images
-        self.accel = accel
-        self.guest_kernel = guest_kernel
-        self.guest_modules = guest_modules
-        self.guest_initramfs = guest_initramfs
+        lo, _, hi = o.kill_after.partition("-")
+        try:
+            kill_min, kill_max = int(lo), int(hi or lo)
+        except ValueError:
+            raise UserError(f"--kill-after {o.kill_after!r}: expected MIN-MAX, e.g. 1-64") from None
+        self.workload = Workload(
+            threads=o.writer_threads,
+            chunk_kib=o.chunk_kib,
+            chunks=o.chunks,
+            stride=o.stride,
+            cluster_kib=o.cluster_kib,
+            kill_min=kill_min,
+            kill_max=kill_max,
+            jitter_ms=o.kill_jitter_ms,
+            memory_mib=o.guest_memory,
+            interface=o.drive_if,
+            append=o.guest_append,
+        )
+        validate_workload(self.workload)
+        self.verify = o.verify
+        self.keep_images = o.keep_images
+        self.accel = o.accel
+        self.guest_kernel = Path(o.guest_kernel) if o.guest_kernel else None
+        self.guest_modules = Path(o.guest_modules) if o.guest_modules else None
+        self.guest_initramfs = Path(o.guest_initramfs) if o.guest_initramfs else None
         self.kit: GuestKit | None = None
         self.resolved_accel: str | None = None
 
-    # ----------------------------------------------------------------- options
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        d = Workload()
-        group = parser.add_argument_group("qcow2-sigterm probe")
-        group.add_argument(
-            "--verify",
-            choices=VERIFY_MODES,
-            default="qemu-img",
-            help="how image data is read back: trusted qemu-img convert per "
-            "trial, or one libguestfs launch per batch (default: qemu-img)",
-        )
-        group.add_argument(
-            "--accel",
-            dest="qcow2_accel",
-            choices=ACCELS,
-            default="auto",
-            help="guest accelerator; auto boots once with KVM and falls back to TCG (cached)",
-        )
-        group.add_argument("--guest-kernel", type=Path, help="bzImage for the guest kit")
-        group.add_argument(
-            "--guest-modules",
-            type=Path,
-            help="modules dir matching --guest-kernel (default: from its header)",
-        )
-        group.add_argument(
-            "--guest-initramfs",
-            type=Path,
-            help="use this initramfs as is (must speak the BQ- protocol)",
-        )
-        group.add_argument(
-            "--keep-images",
-            type=int,
-            default=3,
-            help="qcow2 images of reproducing trials kept per commit as evidence (default 3)",
-        )
-        group.add_argument(
-            "--guest-append", default="", help="extra guest kernel command-line arguments"
-        )
-        group.add_argument("--writer-threads", type=int, default=d.threads)
-        group.add_argument("--chunk-kib", type=int, default=d.chunk_kib)
-        group.add_argument("--chunks", dest="qcow2_chunks", type=int, default=d.chunks)
-        group.add_argument("--stride", dest="qcow2_stride", type=int, default=d.stride)
-        group.add_argument("--cluster-kib", type=int, default=d.cluster_kib)
-        group.add_argument(
-            "--kill-after",
-            default=f"{d.kill_min}-{d.kill_max}",
-            help="SIGTERM after MIN-MAX reported chunks (uniform)",
-        )
-        group.add_argument("--kill-jitter-ms", type=float, default=d.jitter_ms)
-        group.add_argument("--guest-memory", type=int, default=d.memory_mib, help="MiB")
-        group.add_argument("--drive-if", choices=("virtio", "ide"), default=d.interface)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Qcow2SigtermProbe:
-        d = Workload()
-
-        def opt(name: str, default: Any) -> Any:
-            value = getattr(args, name, None)
-            return default if value is None else value
-
-        kill_after = str(opt("kill_after", f"{d.kill_min}-{d.kill_max}"))
-        try:
-            lo, _, hi = kill_after.partition("-")
-            kill_min, kill_max = int(lo), int(hi or lo)
-        except ValueError:
-            raise UserError(f"--kill-after {kill_after!r}: expected MIN-MAX, e.g. 1-64") from None
-        workload = Workload(
-            threads=int(opt("writer_threads", d.threads)),
-            chunk_kib=int(opt("chunk_kib", d.chunk_kib)),
-            chunks=int(opt("qcow2_chunks", d.chunks)),
-            stride=int(opt("qcow2_stride", d.stride)),
-            cluster_kib=int(opt("cluster_kib", d.cluster_kib)),
-            kill_min=kill_min,
-            kill_max=kill_max,
-            jitter_ms=float(opt("kill_jitter_ms", d.jitter_ms)),
-            memory_mib=int(opt("guest_memory", d.memory_mib)),
-            interface=str(opt("drive_if", d.interface)),
-            append=str(opt("guest_append", "")),
-        )
-        validate_workload(workload)
-        return cls(
-            workload,
-            verify=str(opt("verify", "qemu-img")),
-            accel=str(opt("qcow2_accel", "auto")),
-            guest_kernel=opt("guest_kernel", None),
-            guest_modules=opt("guest_modules", None),
-            guest_initramfs=opt("guest_initramfs", None),
-            keep_images=int(opt("keep_images", 3)),
+    def build_guest_kit(self, cache_dir: Path, force: bool = False) -> Path | None:
+        """`bisect-qemu guest build`: the Debian-kernel + busybox guest kit (cached)."""
+        if self.guest_initramfs:
+            return None  # the user's own initramfs: nothing to build
+        return build_guest_kit(
+            cache_dir, kernel=self.guest_kernel, modules_dir=self.guest_modules, force=force
         )
 
     def settings(self) -> dict[str, Any]:
@@ -228,7 +219,7 @@ class Qcow2SigtermProbe(Probe):
     def run_trial(self, ctx: TrialContext) -> TrialResult:
         pending = self._run_phase(ctx)
         reads: dict[int, gfs.DeviceRead] = {}
-        if self.verify == "guestfs" and pending.outcome is None:
+        if self.verify == "guestfs":
             reads = self._guestfs_reads([pending])
         return self._finish(pending, reads.get(id(pending)))
 
@@ -239,7 +230,7 @@ class Qcow2SigtermProbe(Probe):
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             pendings = list(pool.map(self._safe_phase, contexts))
         t_gfs = time.monotonic()
-        reads = self._guestfs_reads([p for p in pendings if p.outcome is None])
+        reads = self._guestfs_reads(pendings)
         gfs_s = round(time.monotonic() - t_gfs, 2)
         results = []
         for p in pendings:
@@ -259,8 +250,7 @@ class Qcow2SigtermProbe(Probe):
                 None,
                 ctx.work_dir / "disk.qcow2",
                 ctx.work_dir / "serial.log",
-                Outcome.ERROR,
-                f"probe raised {type(exc).__name__}: {exc}",
+                error=f"probe raised {type(exc).__name__}: {exc}",
             )
 
     def _run_phase(self, ctx: TrialContext) -> _Pending:
@@ -274,7 +264,7 @@ class Qcow2SigtermProbe(Probe):
         try:
             make_image(ctx.artifact_dir, image, self.workload)
         except HarnessError as exc:
-            pending.outcome, pending.detail = Outcome.INCONCLUSIVE, f"harness: {exc}"
+            pending.harness_errors.append(str(exc))
             return pending
         cmd = qemu_command(
             ctx.artifact_dir,
@@ -287,17 +277,12 @@ class Qcow2SigtermProbe(Probe):
         rng = random.Random(ctx.seed)
         pending.run = run = run_guest(cmd, self.workload, ctx, log, rng)
         pending.reported = frozenset(run.reported)
-        decided = classify_run(run)
-        if decided is not None and decided[0] is not Outcome.REPRODUCED:
-            pending.outcome, pending.detail = decided
-            return pending
-        if decided is not None:
-            pending.detail = decided[1]
+        decided = judge_run(run)
+        if decided is not None and decided.outcome is not Outcome.REPRODUCED:
+            return pending  # the run alone decided: the image cannot change that
         try:
             pending.check = check_image(image)
-            if self.verify == "guestfs" and (
-                pending.check.ok or pending.check.leaks or pending.check.corruptions
-            ):
+            if self.verify == "guestfs" and wants_data(run, pending.check, ()):
                 extents, pending.map_error = allocated_extents(image)
                 if extents is not None:
                     w = self.workload
@@ -305,8 +290,7 @@ class Qcow2SigtermProbe(Probe):
                         extents, w.chunk_size, w.chunks
                     )
         except HarnessError as exc:
-            if decided is None:
-                pending.outcome, pending.detail = Outcome.INCONCLUSIVE, f"harness: {exc}"
+            pending.harness_errors.append(str(exc))
         return pending
 
     def _guestfs_reads(self, pendings: list[_Pending]) -> dict[int, gfs.DeviceRead]:
@@ -316,7 +300,7 @@ class Qcow2SigtermProbe(Probe):
         unopenable image would make the whole launch fail.  If the launch fails
         anyway (after retries), :meth:`_read_data` falls back to qemu-img.
         """
-        todo = [p for p in pendings if p.slots is not None]
+        todo = [p for p in pendings if p.slots is not None and p.error is None]
         if not todo:
             return {}
         size = self.workload.chunk_size
@@ -355,44 +339,30 @@ class Qcow2SigtermProbe(Probe):
             raw.unlink(missing_ok=True)
 
     def _finish(self, p: _Pending, gread: gfs.DeviceRead | None) -> TrialResult:
-        """Combine run, check and data into the outcome; keep or drop the evidence."""
+        """Read the data if it can still matter, let :func:`.judge.judge` decide, then
+        keep or drop the evidence.  All I/O, no rules: the rules are in judge.py."""
         start = time.monotonic()
-        outcome, parts = p.outcome, [p.detail] if p.detail else []
-        if outcome is None:
-            reproduced = bool(p.detail)  # the run already said: died by a signal
-            check = p.check
-            unreadable = False
-            if check is not None and not check.ok:
-                reproduced = True
-                parts.append(f"trusted check: {check.detail}")
-                unreadable = check.corruptions == 0 and check.leaks == 0
-            data, err = (None, "")
-            if not unreadable:
+        signature: str | None = None
+        if p.error is not None:
+            outcome, detail = Outcome.ERROR, p.error
+        else:
+            data: DataResult | None = None
+            read_error = ""
+            if wants_data(p.run, p.check, p.harness_errors):
                 t_read = time.monotonic()
                 try:
-                    data, err = self._read_data(p, gread)
+                    data, read_error = self._read_data(p, gread)
                     p.verify_s = time.monotonic() - t_read
                 except HarnessError as exc:
-                    if not reproduced:
-                        outcome = Outcome.INCONCLUSIVE
-                    parts.append(f"harness: {exc}")
-            if err:
-                reproduced = True
-                parts.append(err)
-            if data is not None and not data.ok:
-                reproduced = True
-                parts.append(data.summary())
-            if p.gfs_error:
-                parts.append(f"guestfs failed, data read with qemu-img ({p.gfs_error[:80]})")
-            if outcome is None:
-                outcome = Outcome.REPRODUCED if reproduced else Outcome.CLEAN
-            run = p.run
-            assert run is not None
-            if outcome is Outcome.CLEAN:
-                parts.append(
-                    f"qemu exited {run.returncode} after SIGTERM at {run.reported_before_kill} "
-                    f"reported chunks; check ok; {len(p.reported)} reported chunks intact"
-                )
+                    p.harness_errors.append(str(exc))
+            notes = (
+                [f"guestfs failed, data read with qemu-img ({p.gfs_error[:80]})"]
+                if p.gfs_error
+                else []
+            )
+            outcome, detail, signature = judge(
+                p.run, p.check, data, read_error, p.harness_errors, notes
+            )
         keep = outcome is not Outcome.CLEAN
         log_path = (
             keep_evidence(
@@ -405,7 +375,7 @@ class Qcow2SigtermProbe(Probe):
             else None
         )
         p.image.unlink(missing_ok=True)
-        result = result_from(outcome, "; ".join(x for x in parts if x), p.run)
+        result = result_from(outcome, detail, p.run, signature)
         if p.verify_s is not None:
             result.extra["data_verify_s"] = round(p.verify_s, 3)
         result.log_path = log_path

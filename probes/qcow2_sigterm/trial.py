@@ -1,11 +1,17 @@
 """One trial: fresh qcow2, boot, writes in flight, SIGTERM, then judge.
 
 The qemu under test runs in its own session (process group) like every child
-of :func:`bisect_driver.proc.run_group`; we cannot use run_group itself
+of :func:`bisect_driver.plugin.proc.run_group`; we cannot use run_group itself
 because the SIGTERM must be sent *while* qemu runs, at a moment chosen from
 what the guest prints, so this module has its own small equivalent that
-registers the group in ``LIVE_GROUPS`` and always kills the whole group before
-returning.
+registers the group in ``LIVE_GROUPS`` (killed on SIGTERM/SIGINT of the driver)
+and in the live directory (reaped by the next command after a ``kill -9`` of
+the driver: qemu runs in a session of its own and would otherwise run on
+forever, its guest idling after the writes), and always kills the whole group
+before returning.
+
+The judgement itself lives in :mod:`.judge` (no I/O); :func:`classify_run`
+is its run-only part, kept here under its old name.
 """
 
 from __future__ import annotations
@@ -19,16 +25,39 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from bisect_driver.proc import LIVE_GROUPS, kill_group, run_group
+from bisect_driver.plugin import (
+    Outcome,
+    TrialContext,
+    TrialResult,
+    kill_group,
+    register_group,
+    run_group,
+    unregister_group,
+)
+from bisect_driver.plugin.proc import LIVE_GROUPS
 
-from ..base import Outcome, TrialContext, TrialResult
 from .guest import GuestKit, boot_args
+from .judge import GuestRun, abort_message, judge_run
 from .verify import HarnessError
+
+__all__ = [
+    "GuestRun",
+    "SerialWatcher",
+    "Workload",
+    "classify_run",
+    "keep_evidence",
+    "make_image",
+    "qemu_command",
+    "result_from",
+    "run_guest",
+]
 
 
 @dataclass(frozen=True)
@@ -66,36 +95,17 @@ class Workload:
         return self.chunks * self.chunk_size
 
 
-@dataclass
-class GuestRun:
-    """What happened to qemu and what the guest said."""
-
-    returncode: int | None = None
-    signal: int | None = None
-    hung: bool = False
-    """qemu did not exit after SIGTERM before the deadline (killed by us)."""
-    boot_timeout: bool = False
-    """The writes never started before the deadline (killed by us)."""
-    start_failed: str | None = None
-    init_seen: bool = False
-    go_time: float | None = None
-    kill_time: float | None = None
-    exit_time: float | None = None
-    reported: set[int] = field(default_factory=set)
-    reported_before_kill: int = 0
-    errors: list[str] = field(default_factory=list)
-    alldone_before_kill: bool = False
-    duration: float = 0.0
-    start: float = 0.0
-
-
 _LINE = re.compile(r"BQ-(\w[\w-]*)(?: (.*))?")
 
 
 class SerialWatcher:
-    """Reads qemu's stdout (serial console + stderr), logs it, tracks the BQ- protocol."""
+    """Reads qemu's stdout (serial console + stderr), logs it, tracks the BQ- protocol.
 
-    def __init__(self, stream, log_path: Path, start: float) -> None:  # type: ignore[no-untyped-def]
+    It also keeps qemu's first abort/assertion message: the failure's
+    signature, so that trials can later be grouped by how qemu failed.
+    """
+
+    def __init__(self, stream: IO[bytes], log_path: Path, start: float) -> None:
         self.stream = stream
         self.log = open(log_path, "w", buffering=1)  # noqa: SIM115 - closed in run()
         self.start = start
@@ -105,6 +115,7 @@ class SerialWatcher:
         self.reported: set[int] = set()
         self.errors: list[str] = []
         self.alldone = False
+        self.abort_message: str | None = None
         self.eof = False
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -117,6 +128,11 @@ class SerialWatcher:
                 self.log.write(f"[{now - self.start:8.3f}] {line}\n")
                 m = _LINE.search(line)
                 if not m:
+                    if self.abort_message is None:
+                        found = abort_message(line)
+                        if found:
+                            with self.cond:
+                                self.abort_message = found
                     continue
                 with self.cond:
                     kind, arg = m.group(1), m.group(2) or ""
@@ -138,7 +154,7 @@ class SerialWatcher:
                 self.cond.notify_all()
             self.log.close()
 
-    def wait_for(self, predicate, deadline: float) -> bool:  # type: ignore[no-untyped-def]
+    def wait_for(self, predicate: Callable[[], object], deadline: float) -> bool:
         """Wait until ``predicate()`` holds (under the lock) or the deadline/EOF passes."""
         with self.cond:
             while not predicate():
@@ -259,7 +275,10 @@ def run_guest(
         run.start_failed = str(exc)
         return run
     LIVE_GROUPS.add(proc.pid)
-    watcher = SerialWatcher(proc.stdout, log_path, start)
+    # On disk too: a kill -9 of the driver skips every finally below, and qemu,
+    # in a session of its own, would outlive it; the next command reaps it.
+    registered = register_group(proc.pid)
+    watcher = SerialWatcher(proc.stdout, log_path, start)  # type: ignore[arg-type]
     try:
         # 1. the writes start, and the drawn number of chunks is reported
         reached = watcher.wait_for(
@@ -290,6 +309,7 @@ def run_guest(
         kill_group(proc.pid)
         proc.wait()
         LIVE_GROUPS.discard(proc.pid)
+        unregister_group(registered)
         watcher.thread.join(timeout=10)
         proc.stdout.close()  # type: ignore[union-attr]
     rc = proc.returncode
@@ -303,38 +323,18 @@ def run_guest(
         run.go_time = watcher.go_time
         run.reported = set(watcher.reported)
         run.errors = list(watcher.errors)
+        run.abort_message = watcher.abort_message
     run.duration = time.monotonic() - start
     return run
 
 
 def classify_run(run: GuestRun) -> tuple[Outcome, str] | None:
-    """The outcome decided by the qemu run alone, or None when the image must decide."""
-    if run.start_failed:
-        return Outcome.INCONCLUSIVE, f"harness: cannot start qemu: {run.start_failed}"
-    if run.hung:
-        return Outcome.HANG, "qemu did not exit after SIGTERM before the timeout (killed)"
-    if run.go_time is None or run.kill_time is None:
-        if run.boot_timeout:
-            why = "guest did not reach the writes before the timeout"
-        elif not run.init_seen:
-            why = "guest never started init"
-        else:
-            why = "guest did not reach the writes"
-        ended = (
-            f"; qemu killed by signal {run.signal}"
-            if run.signal
-            else (f"; qemu exited {run.returncode}" if run.returncode is not None else "")
-        )
-        errors = f" ({'; '.join(run.errors[:2])})" if run.errors else ""
-        return Outcome.INCONCLUSIVE, why + ended + errors
-    if run.errors:
-        return Outcome.INCONCLUSIVE, f"guest write error before the kill: {run.errors[0]}"
-    if run.signal is not None:
-        name = signal.Signals(run.signal).name if run.signal in signal.valid_signals() else ""
-        return Outcome.REPRODUCED, f"qemu died by signal {run.signal} {name} after SIGTERM".rstrip()
-    if run.alldone_before_kill:
-        return Outcome.INCONCLUSIVE, "all writes finished before the kill (nothing in flight)"
-    return None
+    """The (outcome, detail) decided by the qemu run alone, or None when the image must decide.
+
+    A thin wrapper of :func:`.judge.judge_run`, so the rules exist only there.
+    """
+    decided = judge_run(run)
+    return None if decided is None else (decided.outcome, decided.detail)
 
 
 def keep_evidence(
@@ -358,9 +358,15 @@ def keep_evidence(
     return str(dest) if dest.is_file() else None
 
 
-def result_from(outcome: Outcome, detail: str, run: GuestRun | None) -> TrialResult:
-    """A TrialResult with the timings a person tuning the probe wants to see."""
-    extra: dict = {}
+def result_from(
+    outcome: Outcome, detail: str, run: GuestRun | None, signature: str | None = None
+) -> TrialResult:
+    """A TrialResult with the timings a person tuning the probe wants to see.
+
+    ``signature`` (what failed, see :class:`.judge.Judgement`) goes to
+    ``extra["signature"]`` when there is one.
+    """
+    extra: dict[str, Any] = {}
     status = sig = None
     duration = 0.0
     if run is not None:
@@ -375,6 +381,8 @@ def result_from(outcome: Outcome, detail: str, run: GuestRun | None) -> TrialRes
         if run.exit_time and run.kill_time:
             extra["exit_after_kill_s"] = round(run.exit_time - run.kill_time, 3)
         extra = {k: v for k, v in extra.items() if v is not None}
+    if signature:
+        extra["signature"] = signature
     return TrialResult(
         outcome, duration=duration, exit_status=status, signal=sig, detail=detail, extra=extra
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from bisect_driver.proc import run_group
+from bisect_driver.plugin.proc import run_group
 
 BLOCK = 512
 MAGIC = b"BQPROBE1"

@@ -1,0 +1,284 @@
+"""One function per subcommand; each takes the parsed command line and returns the exit status.
+
+Each turns the command line into typed :class:`~bisect_driver.settings.Settings`
+first (app.cli.settings_from); only the few positional arguments of single
+commands (REF, -n, --force, ...) are read from the Namespace, and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bisect_driver.plugin.errors import EXIT_FOUND, UserError
+from bisect_driver.plugin.options import options_from
+from bisect_driver.plugin.registry import load_plugin
+from bisect_driver.settings import Settings, default_cache_dir
+
+if TYPE_CHECKING:
+    from bisect_driver.context import RunContext
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bisect_driver.app.driver import run
+
+    return run(settings_from(args))
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir()
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue the latest (or --run-id) run with the settings it started with."""
+    from bisect_driver.app.driver import run
+    from bisect_driver.settings import RunPlan
+    from bisect_driver.store.journal import Journal
+
+    cache_dir = _cache_dir(args)
+    if not (cache_dir / "journal.sqlite3").exists():
+        raise UserError(f"no run to resume in {cache_dir}: nothing has run there yet")
+    journal = Journal(cache_dir / "journal.sqlite3")
+    runs = journal.runs()
+    if args.run_id:
+        runs = [r for r in runs if r["run_id"] == args.run_id]
+    if not runs:
+        raise UserError(f"no run to resume in {cache_dir}")
+    plan = RunPlan.from_json(runs[-1]["settings"])
+    # Absolute repo and SHAs: `resume` may run from another directory, and a ref
+    # like HEAD~5 may have moved since.  The refs as spelled stay for the report.
+    settings = plan.settings.replace(
+        repo=Path(plan.repo), good=plan.good, bad=plan.bad, cache_dir=cache_dir
+    )
+    return run(settings, command_line=plan.command_line)
+
+
+def _select_run(args: argparse.Namespace) -> RunContext:
+    from bisect_driver.context import context_for_run
+    from bisect_driver.store.journal import Journal
+
+    cache_dir = _cache_dir(args)
+    if not (cache_dir / "journal.sqlite3").exists():
+        raise UserError(f"no journal in {cache_dir}: nothing has run there yet")
+    journal = Journal(cache_dir / "journal.sqlite3")
+    runs = journal.runs()
+    if args.run_id:
+        runs = [r for r in runs if r["run_id"] == args.run_id]
+    elif args.good or args.bad:
+        runs = [
+            r
+            for r in runs
+            if (not args.good or r["settings"].get("good_ref") == args.good)
+            and (not args.bad or r["settings"].get("bad_ref") == args.bad)
+        ]
+    if not runs:
+        raise UserError(f"no matching run in {cache_dir}")
+    return context_for_run(cache_dir, runs[-1]["run_id"])
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bisect_driver.report.write import write_report
+
+    ctx = _select_run(args)
+    report_dir = Path(args.report_dir) if args.report_dir else ctx.run_dir
+    files = write_report(ctx, report_dir)
+    print(files.md_path)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bisect_driver.app.status import print_status
+
+    print_status(_select_run(args))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from bisect_driver.app.unattended import unattended
+    from bisect_driver.context import make_context
+    from bisect_driver.store.repo import resolve
+
+    ctx = make_context(settings_from(args))
+    sha = resolve(ctx.repo(), args.ref)
+    with unattended(ctx.cache_dir, f"build {sha[:12]}", ctx.checkout, ctx.progress.line):
+        start = time.monotonic()
+        out = ctx.builder.ensure(sha)
+        took = time.monotonic() - start
+    rec = out.record
+    how = "cache hit" if out.cached else "built"
+    if out.ok:
+        print(f"{sha} {how} in {took:.2f}s ({rec.status}, build took {rec.duration:.1f}s)")
+        if rec.fixups:
+            print("fix-ups: " + "; ".join(rec.fixups))
+        print(out.artifact_dir)
+        return 0
+    print(f"{sha} does not build ({how}): {rec.status}: {rec.detail}", file=sys.stderr)
+    if rec.log_path:
+        print(f"log: {rec.log_path}", file=sys.stderr)
+    return 1
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Run -n trials on one commit and print the reproduction rate with its interval."""
+    from bisect_driver.app.unattended import unattended
+    from bisect_driver.context import make_context
+    from bisect_driver.store.repo import resolve
+    from bisect_driver.verdict.stats import clopper_pearson
+
+    settings = settings_from(args)
+    ctx = make_context(settings)
+    sha = resolve(ctx.repo(), args.ref)
+    with unattended(ctx.cache_dir, f"probe {sha[:12]}", ctx.checkout, ctx.progress.line):
+        built = ctx.builder.ensure(sha)
+        if not built.ok or built.artifact_dir is None:
+            raise UserError(f"{sha[:12]} does not build: {built.record.detail}")
+        ctx.probe.prepare(ctx.cache_dir)
+        runner = ctx.runner()
+        start = time.monotonic()
+        before = runner.evidence(sha)
+        done = 0
+        while done < args.n:
+            batch = min(settings.jobs, args.n - done)
+            runner.run(sha, built.artifact_dir, batch)
+            done += batch
+            ev = runner.evidence(sha)
+            print(
+                f"{done}/{args.n}: {ev.reproduced - before.reproduced} reproduced,"
+                f" {ev.counted - before.counted} counted",
+                file=sys.stderr,
+            )
+        took = time.monotonic() - start
+    ev = runner.evidence(sha)
+    new_k = ev.reproduced - before.reproduced
+    new_n = ev.counted - before.counted
+    lo, hi = clopper_pearson(new_k, new_n)
+    print(
+        f"{sha[:12]}: {new_k}/{new_n} reproduced ({(new_k / new_n if new_n else 0):.3f},"
+        f" 95% CI {lo:.3f}-{hi:.3f}); {args.n - new_n} not counted;"
+        f" {took / max(1, args.n):.2f}s per trial wall ({settings.jobs} at once)"
+    )
+    lo_all, hi_all = clopper_pearson(ev.reproduced, ev.counted)
+    print(
+        f"all recorded for this commit: {ev.reproduced}/{ev.counted}"
+        f" (95% CI {lo_all:.3f}-{hi_all:.3f})"
+    )
+    return 0
+
+
+def cmd_guest(args: argparse.Namespace) -> int:
+    from bisect_driver.app.unattended import unattended
+    from bisect_driver.context import make_context
+
+    ctx = make_context(settings_from(args), need_repo=False)
+    with unattended(ctx.cache_dir, "guest build", None, ctx.progress.line):
+        path = ctx.probe.build_guest_kit(ctx.cache_dir, force=args.force)
+    if path is None:
+        raise UserError(f"probe {ctx.probe.name} has no guest kit to build")
+    print(path)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bisect_driver.app.doctor import doctor
+
+    return doctor(settings_from(args))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The typed settings of a parsed command line (commands that build or probe)."""
+    recipe_cls = load_plugin("recipe", args.recipe)
+    probe_cls = load_plugin("probe", args.probe)
+    given = vars(args)
+    return Settings(
+        repo=Path(args.repo).expanduser(),
+        cache_dir=Path(args.cache_dir).expanduser().resolve()
+        if args.cache_dir
+        else default_cache_dir(),
+        cache_limit=args.cache_limit,
+        min_free=args.min_free,
+        recipe=args.recipe,
+        recipe_options=_plugin_options(recipe_cls, given),
+        build_timeout=args.build_timeout,
+        probe=args.probe,
+        probe_options=_plugin_options(probe_cls, given),
+        jobs=args.jobs,
+        trial_timeout=args.trial_timeout,
+        hang_as=args.hang_as,
+        confidence=args.confidence,
+        false_positive_rate=args.false_positive_rate,
+        max_trials=args.max_trials,
+        good=given.get("good"),
+        bad=given.get("bad"),
+        first_parent=bool(given.get("first_parent")),
+        no_confirm=bool(given.get("no_confirm")),
+        backport_onto=tuple(given.get("backport_onto") or ()),
+        verify_backport=bool(given.get("verify_backport")),
+        report_dir=Path(given["report_dir"]) if given.get("report_dir") else None,
+    )
+
+
+def _plugin_options(cls: Any, given: dict[str, Any]) -> Any:
+    options = options_from(cls.Options, given, cls.kind)
+    cls(options)  # validate now: a bad value is a usage error before any work starts
+    return options
+
+
+DEMO_TAGS = ("v1.0", "v2.0")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate a flaky C project and bisect its fix, end to end."""
+    from bisect_driver.app.driver import run
+    from bisect_driver.app.flaky_project import FlakySpec, generate
+    from build_recipes.shell import ShellOptions
+    from probes.command import CommandOptions
+
+    tmp = Path(tempfile.mkdtemp(prefix="bisect-qemu-demo-"))
+    try:
+        spec = FlakySpec(commits=40, change_at=27, rate=0.4, unbuildable=[9], seed=args.seed)
+        repo = generate(tmp / "flaky", spec)
+        print(
+            f"demo: generated {tmp / 'flaky'}: {spec.commits} commits; a SIGTERM race"
+            f" crashes ~{spec.rate:.0%} of runs before the fix; commit {spec.unbuildable[0]}"
+            " does not build",
+            file=sys.stderr,
+        )
+        for tag, sha in zip(DEMO_TAGS, (repo.old, repo.new), strict=True):
+            subprocess.run(["git", "tag", tag, sha], cwd=repo.path, check=True)
+        base = settings_from(args)
+        settings = base.replace(
+            repo=repo.path,
+            good=DEMO_TAGS[0],
+            bad=DEMO_TAGS[1],
+            cache_dir=Path(args.cache_dir).resolve() if args.cache_dir else tmp / "cache",
+            recipe="shell",
+            recipe_options=ShellOptions(build_cmd="make -s", artifact=("flaky", "probe.sh")),
+            probe="command",
+            probe_options=CommandOptions(probe_cmd="./probe.sh"),
+            report_dir=base.report_dir or tmp / "report",
+            verify_backport=True,
+        )
+        words = ["--repo", str(repo.path), "--good", DEMO_TAGS[0], "--bad", DEMO_TAGS[1]]
+        words += ["--build-cmd", "make -s", "--artifact", "flaky", "--artifact", "probe.sh"]
+        words += ["--probe-cmd", "./probe.sh", "--verify-backport"]
+        words += ["--cache-dir", str(settings.cache_dir)]
+        line = "bisect-qemu " + " ".join(shlex.quote(a) for a in words)
+        status = run(settings, command_line=line)
+        assert settings.report_dir is not None
+        found = settings.report_dir / "report.md"
+        print(f"demo: the fix was planted at {repo.answer}; exit status {status}", file=sys.stderr)
+        if found.exists():
+            print(found.read_text())
+        return status if status != EXIT_FOUND else 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"demo: kept {tmp}", file=sys.stderr)

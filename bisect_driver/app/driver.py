@@ -1,0 +1,127 @@
+"""The main job, end to end: ends -> `git bisect run` -> confirmation -> checks -> report.
+
+build -> probe -> verdict happen per commit inside verdict.judge (called by
+the step script git runs); this module strings one run together and turns
+its :class:`~bisect_driver.bisect.result.RunResult` into the exit status.
+Validation lives in app.validate, signals and recovery in app.unattended,
+the confirmation loop in bisect.confirm, the checks in bisect.checks.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bisect_driver.app.unattended import unattended
+from bisect_driver.app.validate import prepare_run
+from bisect_driver.bisect.backport import backport_checks_for
+from bisect_driver.bisect.checks import fingerprint_check
+from bisect_driver.bisect.confirm import Confirmation, confirm_answer, strict_tester
+from bisect_driver.bisect.direction import Direction
+from bisect_driver.bisect.endpoints import check_endpoints
+from bisect_driver.bisect.gitbisect import GitBisect, step_command
+from bisect_driver.bisect.result import RunResult
+from bisect_driver.context import RunContext
+from bisect_driver.plugin.errors import Interrupted
+from bisect_driver.probe.evidence import Evidence
+from bisect_driver.report.write import write_report
+from bisect_driver.settings import Settings
+from bisect_driver.verdict.judge import ProgressFn
+
+
+def progress_fn(ctx: RunContext) -> ProgressFn:
+    def show(sha: str, ev: Evidence, status: str) -> None:
+        ctx.progress.line(
+            f"{status} {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced,"
+            f" {ev.inconclusive} inconclusive, {ev.errors} errors"
+        )
+
+    return show
+
+
+def run(settings: Settings, command_line: str | None = None) -> int:
+    started = time.monotonic()
+    ctx = prepare_run(settings, command_line)
+    assert ctx.plan is not None
+    with unattended(ctx.cache_dir, f"run {ctx.plan.run_id}", ctx.checkout, ctx.progress.line):
+        return _run_locked(ctx, started)
+
+
+def _run_locked(ctx: RunContext, started: float) -> int:
+    assert ctx.plan is not None
+    journal, run_id = ctx.journal, ctx.plan.run_id
+    journal.ensure_run(run_id, ctx.plan.to_json())
+    resume_cmd = ctx.plan.command_line
+    ctx.plan = ctx.plan.__class__.from_json(journal.run_settings(run_id))  # the first start wins
+    plan, s = ctx.plan, ctx.settings
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.progress.log_path = ctx.run_dir / "driver.log"
+    say = ctx.progress.line
+    say(
+        f"run {run_id}: {plan.good_ref}..{plan.bad_ref}, {plan.range_size} commits,"
+        f" recipe {ctx.recipe.name}, probe {ctx.probe.name}, cache {ctx.cache_dir}"
+    )
+    journal.set_run(run_id, status="running")
+    checkout = ctx.the_checkout()
+    try:
+        ctx.probe.prepare(ctx.cache_dir)
+        tester = ctx.tester(progress_fn(ctx))
+        ends = check_endpoints(tester, plan.good, plan.bad, plan.expected_verdicts / 2)
+        journal.set_run(run_id, direction=str(ends.direction))
+        old_term, new_term = ends.terms
+        say(
+            f"{ends.direction} hunt: old end {old_term}"
+            f" ({ends.old_evidence.reproduced}/{ends.old_evidence.counted}),"
+            f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
+        )
+        bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log")
+        step = step_command(ctx.cache_dir, run_id)
+        confirmation: Confirmation | None = None
+        try:
+            bisect.start(plan.good, plan.bad, ends.terms, s.first_parent)
+            outcome = bisect.run(step, ends.terms)
+            if not s.no_confirm and len(outcome.candidates) == 1:
+                confirmation, outcome = confirm_answer(
+                    run_id, tester, ctx.repo(), ends.direction, ends.old, bisect, step, outcome, say
+                )
+        finally:
+            checkout.bisect_reset()
+        (ctx.run_dir / "bisect.log").write_text(outcome.log)
+        checks = []
+        if len(outcome.candidates) == 1:
+            cand = outcome.candidates[0]
+            checks.append(fingerprint_check(journal, ctx.repo(), ctx.recipe.key(), cand))
+            checks += backport_checks_for(
+                checkout,
+                ctx.repo(),
+                strict_tester(tester, run_id),
+                ends.direction is Direction.FIX,
+                cand,
+                list(s.backport_onto) or [plan.good_ref],
+                s.verify_backport,
+            )
+        result = RunResult.of(
+            outcome.candidates,
+            ends.terms,
+            outcome.log,
+            time.monotonic() - started,
+            confirmation,
+            checks,
+        )
+        journal.set_run(run_id, status="done", result=result.to_json())
+    except Interrupted:
+        journal.set_run(run_id, status="interrupted")
+        say(f"interrupted; every finished trial is saved. Resume with: {resume_cmd}")
+        raise
+    except BaseException:
+        journal.set_run(run_id, status="failed")
+        raise
+    files = write_report(ctx, s.report_dir or ctx.run_dir)
+    cands = result.candidates
+    if result.found:
+        say(f"candidate: {cands[0]} (report: {files.md_path})")
+        print(cands[0])
+    else:
+        say(f"{len(cands)} candidates (skipped commits border the answer); report: {files.md_path}")
+        for c in cands:
+            print(c)
+    return result.exit_status()

@@ -1,0 +1,109 @@
+"""The run script `git bisect run` calls: judge HEAD, answer 0 / 1 / 125 / 255.
+
+It rebuilds the run from the journal (so it needs nothing but the cache dir
+and run id), judges the checked-out commit, and lets the hunt's
+:class:`~bisect_driver.bisect.direction.Direction` map the verdict onto git's
+exit codes.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from bisect_driver.bisect.direction import Direction, StepCode
+from bisect_driver.context import context_for_run
+from bisect_driver.plugin.errors import BisectError
+from bisect_driver.plugin.proc import kill_live_groups
+from bisect_driver.probe.evidence import Evidence
+from bisect_driver.progress import fmt_duration
+from bisect_driver.verdict.stats import Verdict
+
+
+def _abort(signum: int, _frame: FrameType | None) -> None:
+    kill_live_groups()
+    sys.exit(StepCode.ABORT)
+
+
+def remaining(checkout_path: Path, terms: tuple[str, str]) -> int:
+    """Commits git bisect still has to choose among (for the progress line)."""
+    try:
+        out = subprocess.run(
+            [
+                "git",
+                "rev-list",
+                "--count",
+                f"refs/bisect/{terms[1]}",
+                "--not",
+                f"--glob=refs/bisect/{terms[0]}-*",
+            ],
+            cwd=checkout_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return int(out.strip())
+    except (subprocess.CalledProcessError, ValueError):
+        return 0
+
+
+def step_eta(events: list[tuple[float, str, str]], steps_left: int) -> float | None:
+    """Time left: steps left times the mean time between the steps done so far."""
+    times = [t for t, _kind, _msg in events]
+    if len(times) < 2 or not steps_left:
+        return None
+    return steps_left * (times[-1] - times[0]) / (len(times) - 1)
+
+
+def step_main(cache_dir: Path, run_id: str) -> int:
+    signal.signal(signal.SIGTERM, _abort)
+    signal.signal(signal.SIGINT, _abort)
+    try:
+        ctx = context_for_run(cache_dir, run_id)
+        run = ctx.journal.run_row(run_id)
+        try:
+            direction = Direction(run["direction"] if run else "")
+        except ValueError:
+            print(f"bisect-qemu step: run {run_id} has no direction yet", file=sys.stderr)
+            return StepCode.ABORT
+        ctx.progress.log_path = ctx.run_dir / "driver.log"
+        ctx.probe.prepare(ctx.cache_dir)  # cached: e.g. the guest kit is built once per run
+        commit = ctx.the_checkout().head()
+        left = remaining(ctx.the_checkout().path, direction.terms)
+        steps_left = math.ceil(math.log2(left + 1)) if left else 0
+        started = time.monotonic()
+        eta = fmt_duration(step_eta(ctx.journal.events(run_id, "step"), steps_left))
+
+        def progress(sha: str, ev: Evidence, status: str) -> None:
+            if status == Verdict.UNDECIDED and (ev.trials == 0 or ev.trials % 10):
+                return  # a line every 10 trials is plenty for an overnight log
+            ctx.progress.line(
+                f"step {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced"
+                f" ({ev.inconclusive} inconclusive, {ev.errors} errors),"
+                f" ~{left} commits / ~{steps_left} steps left, ETA {eta}"
+            )
+
+        tester = ctx.tester(progress)
+        tester.clean_tests_left = max(1.0, steps_left / 2)
+        rec = tester.judge(commit)
+        ctx.journal.event(run_id, "step", f"{commit} {rec.verdict} {rec.reproduced}/{rec.trials}")
+        took = time.monotonic() - started
+        ctx.progress.line(
+            f"step {commit[:12]}: verdict {rec.verdict} ({rec.reproduced}/{rec.trials},"
+            f" {rec.reason}) in {fmt_duration(took)}; ~{steps_left} steps left"
+        )
+        return direction.step_code(Verdict(rec.verdict))
+    except BisectError as exc:
+        print(f"bisect-qemu step: {exc}", file=sys.stderr)
+        return StepCode.ABORT
+    except Exception as exc:  # noqa: BLE001 - git must abort, not mark the commit
+        import traceback
+
+        traceback.print_exc()
+        print(f"bisect-qemu step: internal error {exc!r}", file=sys.stderr)
+        return StepCode.ABORT

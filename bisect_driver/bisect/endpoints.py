@@ -1,0 +1,112 @@
+"""Test both ends first: which one carries the bug decides the hunt's direction.
+
+Bug at the old end only = a fix hunt (git terms broken/fixed); at the new end
+only = a regression hunt (good/bad).  The reproducing end also becomes the
+*reference* for every later "clean" verdict, so it gets extra calibration
+trials while they pay for themselves (see verdict.calibration_pays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bisect_driver.bisect.direction import Direction
+from bisect_driver.plugin.errors import EndpointError
+from bisect_driver.probe.evidence import Evidence
+from bisect_driver.verdict.judge import CommitTester
+from bisect_driver.verdict.stats import Reference, Verdict, bug_p_value, calibration_pays
+
+
+@dataclass
+class Endpoints:
+    direction: Direction
+    old: str
+    new: str
+    old_evidence: Evidence
+    new_evidence: Evidence
+
+    @property
+    def terms(self) -> tuple[str, str]:
+        return self.direction.terms
+
+
+def ev_of(tester: CommitTester, sha: str) -> Evidence:
+    return tester.runner.evidence(sha)
+
+
+def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: float) -> Endpoints:
+    """Build and test both ends; raise EndpointError when they cannot be told apart."""
+    policy = tester.policy
+    done_old = tester.journal.verdict(tester.run_id, old)
+    done_new = tester.journal.verdict(tester.run_id, new)
+    if done_old and done_new and {done_old.verdict, done_new.verdict} == {"bug", "clean"}:
+        direction = Direction.FIX if done_old.verdict == Verdict.BUG else Direction.REGRESSION
+        return Endpoints(direction, old, new, ev_of(tester, old), ev_of(tester, new))
+    artifacts: dict[str, Path] = {}
+    for name, sha in (("old", old), ("new", new)):
+        built = tester.build(sha)
+        if not built.ok or built.artifact_dir is None:
+            raise EndpointError(
+                f"the {name} end {sha[:12]} does not build"
+                f" ({built.record.status}: {built.record.detail}); see {built.record.log_path}"
+            )
+        artifacts[sha] = built.artifact_dir
+
+    def ev(sha: str) -> Evidence:
+        return tester.runner.evidence(sha)
+
+    def shows_bug(e: Evidence) -> bool:
+        return bug_p_value(e.reproduced, e.counted, policy.fp) <= policy.alpha
+
+    def exhausted(e: Evidence) -> bool:
+        return e.counted >= policy.max_trials or e.trials >= policy.max_attempts
+
+    while True:
+        eo, en = ev(old), ev(new)
+        bug_old, bug_new = shows_bug(eo), shows_bug(en)
+        if bug_old and bug_new:
+            raise EndpointError(
+                f"both ends reproduce the bug (old {old[:12]}: {eo.reproduced}/{eo.counted},"
+                f" new {new[:12]}: {en.reproduced}/{en.counted}): nothing to bisect"
+            )
+        if bug_old or bug_new:
+            bug_sha, clean_sha = (old, new) if bug_old else (new, old)
+            bug_ev, clean_ev = (eo, en) if bug_old else (en, eo)
+            ref = Reference(bug_ev.reproduced, bug_ev.counted)
+            decision = tester.decide(clean_ev, ref)
+            if decision.verdict == Verdict.BUG:
+                raise EndpointError("both ends reproduce the bug: nothing to bisect")
+            if decision.verdict == Verdict.CLEAN:
+                tester.record(
+                    bug_ev,
+                    Verdict.BUG,
+                    bug_p_value(bug_ev.reproduced, bug_ev.counted, policy.fp),
+                    "endpoint",
+                )
+                tester.record(clean_ev, Verdict.CLEAN, decision.error, "endpoint")
+                return Endpoints(
+                    Direction.FIX if bug_old else Direction.REGRESSION, old, new, eo, en
+                )
+            if exhausted(clean_ev):
+                raise EndpointError(
+                    f"could not show that {clean_sha[:12]} is free of the bug within"
+                    f" --max-trials {policy.max_trials} ({clean_ev.reproduced}/{clean_ev.counted}"
+                    f" reproduced vs {bug_ev.reproduced}/{bug_ev.counted} at {bug_sha[:12]})"
+                )
+            # More reference trials while they pay; the clean end always gets a batch.
+            if calibration_pays(ref, policy.alpha, clean_tests_left) and not exhausted(bug_ev):
+                tester.progress(bug_sha, bug_ev, "calibrating")
+                tester.run_batch(bug_sha, artifacts[bug_sha])
+            tester.progress(clean_sha, clean_ev, "testing")
+            tester.run_batch(clean_sha, artifacts[clean_sha])
+            continue
+        if exhausted(eo) and exhausted(en):
+            raise EndpointError(
+                f"neither end reproduced the bug (old {old[:12]}: {eo.reproduced}/{eo.counted},"
+                f" new {new[:12]}: {en.reproduced}/{en.counted} trials): both ends behave alike"
+            )
+        for sha, e in ((old, eo), (new, en)):
+            if not exhausted(e):
+                tester.progress(sha, e, "testing")
+                tester.run_batch(sha, artifacts[sha])

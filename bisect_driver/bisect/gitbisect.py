@@ -1,0 +1,134 @@
+"""Drive `git bisect run` in the tool's checkout, with the tool itself as the run script.
+
+git keeps the bisect bookkeeping (and its log, which goes in the report);
+each commit it visits is judged by ``bisect-qemu step``, which answers with
+the exit codes git expects: 0 = old term, 1 = new term, 125 = skip, 255 =
+abort.  Every verdict is in the journal, so an interrupted bisect is simply
+started again: the commits already judged answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bisect_driver.plugin.errors import BisectError, Interrupted
+from bisect_driver.plugin.proc import kill_group, register_group
+from bisect_driver.store.repo import SHA_RE, Checkout
+
+
+@dataclass
+class BisectOutcome:
+    candidates: list[str]
+    """The first new-term commit, or the set it lies in when skips border it."""
+    log: str
+    output: str
+    skipped: list[str] = field(default_factory=list)
+
+
+def step_command(cache_dir: Path, run_id: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bisect_driver",
+        "step",
+        "--cache-dir",
+        str(cache_dir),
+        "--run-id",
+        run_id,
+    ]
+
+
+class GitBisect:
+    def __init__(self, checkout: Checkout, log_path: Path) -> None:
+        self.checkout = checkout
+        self.log_path = log_path
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self, old: str, new: str, terms: tuple[str, str], first_parent: bool) -> None:
+        repo = self.checkout.repo
+        self.checkout.bisect_reset()
+        repo.git.reset("--hard", "-q")
+        args = ["start", f"--term-old={terms[0]}", f"--term-new={terms[1]}"]
+        if first_parent:
+            args.append("--first-parent")
+        repo.git.bisect(*args, new, old)
+
+    def replay(self, log_text: str) -> None:
+        """Restart from a (corrected) bisect log."""
+        self.checkout.bisect_reset()
+        path = self.log_path.with_name("bisect-replay.log")
+        path.write_text(log_text)
+        self.checkout.repo.git.bisect("replay", str(path))
+
+    def run(self, cmd: list[str], terms: tuple[str, str]) -> BisectOutcome:
+        """`git bisect run CMD`; Ctrl-C / SIGTERM stop it and raise Interrupted."""
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        interrupted = []
+
+        def forward(signum: int, _frame: object) -> None:
+            interrupted.append(signum)
+            if self._proc is not None:
+                kill_group(self._proc.pid, signal.SIGTERM)
+
+        old_handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        registered = None
+        try:
+            with open(self.log_path, "a") as log:
+                self._proc = subprocess.Popen(
+                    ["git", "bisect", "run", *cmd],
+                    cwd=self.checkout.path,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=None,  # the steps' progress lines go straight to the user
+                    text=True,
+                    start_new_session=True,
+                )
+                # git and its step run in a session of their own: if the driver is
+                # killed with -9 they would go on writing trials beside a resumed run,
+                # so the next run must be able to find and reap them.
+                registered = register_group(self._proc.pid)
+                chunks = []
+                assert self._proc.stdout is not None
+                for line in self._proc.stdout:
+                    chunks.append(line)
+                    log.write(line)
+                    log.flush()
+                self._proc.wait()
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if self._proc is not None:
+                kill_group(self._proc.pid)
+                if registered is not None:
+                    registered.unlink(missing_ok=True)
+            self._proc = None
+        output = "".join(chunks)
+        if interrupted:
+            raise Interrupted("interrupted")
+        return self._outcome(output, terms)
+
+    def _outcome(self, output: str, terms: tuple[str, str]) -> BisectOutcome:
+        log = self.checkout.bisect_log()
+        new_term = terms[1]
+        m = re.search(rf"^([0-9a-f]{{40}}) is the first {re.escape(new_term)} commit", output, re.M)
+        if m:
+            return BisectOutcome([m.group(1)], log, output, skipped_from_log(log))
+        m = re.search(
+            rf"The first {re.escape(new_term)} commit could be any of:\n((?:[0-9a-f]{{40}}\n?)+)",
+            output,
+        )
+        if m:
+            return BisectOutcome(SHA_RE.findall(m.group(1)), log, output, skipped_from_log(log))
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        raise BisectError(f"git bisect run did not converge: {tail}")
+
+
+def skipped_from_log(log: str) -> list[str]:
+    return re.findall(r"^git bisect skip ([0-9a-f]{40})", log, re.M)

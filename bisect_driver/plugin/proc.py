@@ -1,0 +1,170 @@
+"""Run a child in its own process group, and kill the whole group on timeout.
+
+Why not ``sh``'s ``_timeout``: it signals only the direct child, so a hung qemu
+started by a shell script would outlive the trial.  An overnight run must leave
+no process behind, so every build and trial goes through :func:`run_group`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ProcResult:
+    """What happened to one child process."""
+
+    returncode: int | None
+    """Exit status, or None when the process was killed by a signal or timed out."""
+    signal: int | None
+    """The signal that ended the process, if any (not set for our own timeout kill)."""
+    timed_out: bool
+    duration: float
+    output: str
+    """Combined stdout/stderr (also written to ``log_path`` when given)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a whole process group, ignoring a group that is already gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+# Process groups started by run_group that are still running; the driver kills
+# them on SIGTERM/SIGINT so that nothing outlives an interrupted run.
+LIVE_GROUPS: set[int] = set()
+
+# A kill -9 of the driver cannot clean up, and trials run in sessions of their
+# own, so each live group is also registered as a file in this directory (set
+# by the driver, inherited by `git bisect run` steps); the next run reaps
+# whatever is still there.
+LIVE_DIR_ENV = "BISECT_QEMU_LIVE_DIR"
+
+
+def kill_live_groups() -> None:
+    for pgid in list(LIVE_GROUPS):
+        kill_group(pgid)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid from the original)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def register_group(pgid: int) -> Path | None:
+    live = os.environ.get(LIVE_DIR_ENV)
+    if not live:
+        return None
+    start = _start_time(pgid)
+    path = Path(live) / str(pgid)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(start or "")
+    except OSError:
+        return None
+    return path
+
+
+def unregister_group(path: Path | None) -> None:
+    """Forget a group registered by :func:`register_group` (it ended normally)."""
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def reap_stale_groups(live_dir: Path) -> list[int]:
+    """Kill process groups registered by a run that died without cleaning up."""
+    killed: list[int] = []
+    if not live_dir.is_dir():
+        return killed
+    for entry in live_dir.iterdir():
+        try:
+            pgid = int(entry.name)
+        except ValueError:
+            continue
+        recorded = entry.read_text().strip()
+        if recorded and _start_time(pgid) == recorded:
+            kill_group(pgid)
+            killed.append(pgid)
+        entry.unlink(missing_ok=True)
+    return killed
+
+
+def run_group(
+    cmd: list[str] | str,
+    *,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    log_path: Path | None = None,
+    shell: bool = False,
+    stdin_data: str | None = None,
+) -> ProcResult:
+    """Run ``cmd`` in a new session; on timeout SIGKILL its whole process group.
+
+    Output goes to ``log_path`` (if given) as it is produced, so a build log
+    survives a power cut; the combined text is also returned.
+    """
+    start = time.monotonic()
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log_path, "w+b")  # noqa: SIM115 - closed below
+    else:
+        import tempfile
+
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            shell=shell,
+            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        LIVE_GROUPS.add(proc.pid)
+        registered = register_group(proc.pid)
+        timed_out = False
+        try:
+            if stdin_data is not None:
+                proc.communicate(stdin_data.encode(), timeout=timeout)
+            else:
+                proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc.pid)
+            proc.wait()
+        finally:
+            # The leader may have exited while children linger in its group.
+            kill_group(proc.pid)
+            LIVE_GROUPS.discard(proc.pid)
+            if registered is not None:
+                registered.unlink(missing_ok=True)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    finally:
+        out.close()
+    rc = proc.returncode
+    sig = -rc if rc is not None and rc < 0 else None
+    return ProcResult(
+        returncode=None if (timed_out or sig) else rc,
+        signal=None if timed_out else sig,
+        timed_out=timed_out,
+        duration=time.monotonic() - start,
+        output=text,
+    )

@@ -1,0 +1,107 @@
+"""Probe stage: run more trials of one commit and record each one as it ends.
+
+Trial indices continue from what the journal holds, so a resumed run never
+repeats a recorded trial; a trial that was running when the power went is
+simply not recorded, and its index is used again.  Each trial gets a private
+scratch dir (deleted after judgement) and a seed derived from commit and
+index, so any trial can be re-run by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bisect_driver.plugin.probe import Outcome, Probe, TrialContext, TrialResult
+from bisect_driver.probe.evidence import Evidence
+from bisect_driver.store.disk import check_free
+from bisect_driver.store.journal import Journal, TrialRecord
+
+
+def trial_seed(commit: str, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{commit}:{index}".encode()).digest()[:4], "big")
+
+
+class TrialRunner:
+    def __init__(
+        self,
+        journal: Journal,
+        probe: Probe,
+        recipe_key: str,
+        evidence_dir: Path,
+        jobs: int = 1,
+        trial_timeout: float = 300.0,
+        hang_as: str = "inconclusive",
+        scratch_root: Path | None = None,
+        min_free: int = 0,
+    ) -> None:
+        self.journal = journal
+        self.probe = probe
+        self.probe_key = probe.key()
+        self.recipe_key = recipe_key
+        self.evidence_dir = evidence_dir
+        self.jobs = max(1, jobs)
+        self.trial_timeout = trial_timeout
+        self.hang_as = hang_as
+        self.scratch_root = scratch_root
+        self.min_free = min_free
+
+    def records(self, commit: str) -> list[TrialRecord]:
+        return self.journal.trials(commit, self.recipe_key, self.probe_key)
+
+    def evidence(self, commit: str) -> Evidence:
+        return Evidence.from_trials(commit, self.records(commit), self.hang_as)
+
+    def run(self, commit: str, artifact_dir: Path, count: int) -> list[TrialRecord]:
+        """Run ``count`` more trials (``jobs`` at a time) and record them."""
+        existing = self.records(commit)
+        first = max((t.idx for t in existing), default=-1) + 1
+        commit_evidence = self.evidence_dir / commit[:12]
+        check_free(self.scratch_root or Path(tempfile.gettempdir()), self.min_free, "trials")
+        if self.scratch_root is not None:
+            self.scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="trials-", dir=self.scratch_root))
+        contexts = []
+        for index in range(first, first + count):
+            work = scratch / f"trial-{index}"
+            work.mkdir()
+            contexts.append(
+                TrialContext(
+                    commit=commit,
+                    artifact_dir=artifact_dir,
+                    index=index,
+                    work_dir=work,
+                    evidence_dir=commit_evidence,
+                    timeout=self.trial_timeout,
+                    seed=trial_seed(commit, index),
+                )
+            )
+        started = time.time()
+        try:
+            results = self.probe.run_batch(contexts, self.jobs)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        recorded = []
+        for ctx, result in zip(contexts, results, strict=True):
+            rec = self._record(ctx, result, started)
+            recorded.append(rec)
+        return recorded
+
+    def _record(self, ctx: TrialContext, result: TrialResult, started: float) -> TrialRecord:
+        rec = TrialRecord(
+            commit=ctx.commit,
+            idx=ctx.index,
+            outcome=str(Outcome(result.outcome)),
+            exit_status=result.exit_status,
+            signal=result.signal,
+            duration=result.duration,
+            started=started,
+            seed=ctx.seed,
+            detail=result.detail[:500],
+            log_path=result.log_path,
+        )
+        self.journal.record_trial(self.recipe_key, self.probe_key, rec)
+        return rec

@@ -1,0 +1,121 @@
+"""report.md: the report as markdown, to paste into a bug, a mail or a commit message."""
+
+from __future__ import annotations
+
+import json
+
+from bisect_driver.report.model import EvidenceRow, Report
+from bisect_driver.report.text import rate_cell, verdict_paragraph
+from bisect_driver.verdict.stats import Verdict
+
+
+def render_md(report: Report) -> str:
+    """The whole report.md text."""
+    lines = ["# bisect-qemu report", "", verdict_paragraph(report), ""]
+    lines += _candidate(report)
+    lines += [
+        "## Confidence",
+        "",
+        f"{report.confidence:.6f}: {report.confidence_method}",
+        "",
+    ]
+    if report.corrected:
+        which = ", ".join(f"`{c[:12]}`" for c in report.corrected)
+        lines += [
+            f"Confirmation overturned the verdict of {which}"
+            " and the bisect was replayed with the corrected log.",
+            "",
+        ]
+    if report.contradiction:
+        lines += [f"**Warning:** {report.contradiction}", ""]
+    lines += ["## Checks", "", "| check | result | detail |", "|---|---|---|"]
+    for c in report.checks:
+        lines.append(f"| {c.name} | {c.status} | {c.detail} |")
+    if not report.checks:
+        lines.append("| confirmation | not run | |")
+    lines += [
+        "",
+        "## Evidence",
+        "",
+        "Every commit tested, in history order (position 0 = the old end).",
+        "",
+        "| pos | commit | subject | trials | reproduced | rate (95% CI) | verdict | confirm |"
+        " note |",
+        "|---:|---|---|---:|---:|---|---|---|---|",
+    ]
+    lines += [_evidence_line(e) for e in report.evidence]
+    lines += _environment(report)
+    lines += [
+        "",
+        "## Reproduce or resume",
+        "",
+        "```",
+        report.command,
+        "```",
+        "",
+        "Rerunning the same command reuses every recorded build and trial.",
+        "",
+        "## git bisect log",
+        "",
+        "```",
+        report.bisect_log.strip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _candidate(report: Report) -> list[str]:
+    """The Candidate section, or the list of candidates when skips border the answer."""
+    cand = report.candidate
+    if cand:
+        lines = [
+            "## Candidate",
+            "",
+            f"- Commit: `{cand.commit}`",
+            f"- Subject: {cand.subject}",
+            f"- Author: {cand.author}",
+            f"- Date: {cand.date}",
+            f"- First release containing it: {cand.first_tag or 'none tagged'}",
+        ]
+        if cand.merged_by:
+            lines.append(f"- Brought into the branch by merge `{cand.merged_by}`")
+        if cand.brings_in:
+            lines.append(f"- This merge brings in {len(cand.brings_in)} commit(s):")
+            lines += [f"  - `{c}`" for c in cand.brings_in[:50]]
+        return lines + ["", "```", cand.message, "```", "", "```", cand.diffstat, "```", ""]
+    if report.candidates:
+        return ["## Candidates", ""] + [f"- `{c}`" for c in report.candidates] + [""]
+    return []
+
+
+def _evidence_line(e: EvidenceRow) -> str:
+    """One table row; the note shows skip reasons and corrections, not routine reasons."""
+    shows_reason = e.verdict in (Verdict.SKIP, None) or "corrected" in e.reason
+    note = e.reason if shows_reason else ""
+    subj = e.subject.replace("|", "\\|")[:60]
+    pos = "" if e.position is None else e.position
+    return (
+        f"| {pos} | `{e.commit[:12]}` | {subj} | {e.trials} | {e.reproduced} |"
+        f" {rate_cell(e)} | {e.verdict or '-'} | {e.confirm_verdict or ''} | {note} |"
+    )
+
+
+def _environment(report: Report) -> list[str]:
+    env = report.environment
+    tc = env.toolchain
+    lines = [
+        "",
+        "## Environment",
+        "",
+        f"- Recipe: {env.recipe.name} `{json.dumps(env.recipe.settings)}`",
+        "- Fix-ups applied to the candidate's build: "
+        + ("; ".join(env.fixups_applied_to_candidate) or "none"),
+        f"- Probe: {env.probe.name} `{json.dumps(env.probe.settings)}`",
+        f"- Statistics: `{json.dumps(env.statistics.to_json())}`; per-verdict error target"
+        f" {report.alpha_per_verdict:.3g}",
+        f"- Toolchain: {tc.cc}; {tc.git}; Python {tc.python}; kernel {tc.kernel}; {tc.machine}",
+    ]
+    if report.wall_seconds:
+        lines.append(f"- Wall time: {report.wall_seconds / 60:.1f} min")
+    return lines

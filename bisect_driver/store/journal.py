@@ -1,0 +1,346 @@
+"""The journal: every build, trial and verdict, durably, in one SQLite file.
+
+Why SQLite: an overnight run may lose power at any moment; each record is one
+transaction, so after a crash the journal holds exactly the trials that
+finished, never half of one.  Evidence is keyed by what produced it (commit,
+recipe key, probe key), so a rerun - or another run over an overlapping range
+with the same recipe and probe - reuses it instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bisect_driver.plugin.errors import JournalError
+
+SCHEMA_VERSION = 2
+"""2 added builds.attempts and builds.first_failure (a failed build is retried once)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs(
+    run_id TEXT PRIMARY KEY, settings TEXT NOT NULL, created REAL NOT NULL,
+    status TEXT NOT NULL, direction TEXT, result TEXT);
+CREATE TABLE IF NOT EXISTS builds(
+    commit_sha TEXT NOT NULL, recipe_key TEXT NOT NULL, status TEXT NOT NULL,
+    duration REAL, fixups TEXT, detail TEXT, log_path TEXT, fingerprint TEXT,
+    finished REAL, attempts INTEGER DEFAULT 1, first_failure TEXT,
+    PRIMARY KEY(commit_sha, recipe_key));
+CREATE TABLE IF NOT EXISTS trials(
+    id INTEGER PRIMARY KEY, commit_sha TEXT NOT NULL, recipe_key TEXT NOT NULL,
+    probe_key TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL,
+    exit_status INTEGER, signal INTEGER, duration REAL, started REAL, seed INTEGER,
+    detail TEXT, log_path TEXT,
+    UNIQUE(commit_sha, recipe_key, probe_key, idx));
+CREATE TABLE IF NOT EXISTS verdicts(
+    run_id TEXT NOT NULL, commit_sha TEXT NOT NULL, verdict TEXT NOT NULL,
+    trials INTEGER, reproduced INTEGER, error REAL, reason TEXT, decided REAL,
+    PRIMARY KEY(run_id, commit_sha));
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY, run_id TEXT, time REAL NOT NULL, kind TEXT NOT NULL,
+    message TEXT);
+CREATE INDEX IF NOT EXISTS trials_by_commit ON trials(commit_sha, recipe_key, probe_key);
+"""
+
+
+@dataclass
+class BuildRecord:
+    commit: str
+    recipe_key: str
+    status: str
+    duration: float
+    fixups: list[str]
+    detail: str
+    log_path: str | None
+    fingerprint: str | None
+    finished: float
+    attempts: int = 1
+    """Builds run for this record: 2 when the first failed and was retried."""
+    first_failure: str | None = None
+    """Why the first attempt failed, when there was a retry."""
+
+
+@dataclass
+class TrialRecord:
+    commit: str
+    idx: int
+    outcome: str
+    exit_status: int | None
+    signal: int | None
+    duration: float
+    started: float
+    seed: int | None
+    detail: str
+    log_path: str | None
+
+
+@dataclass
+class VerdictRecord:
+    commit: str
+    verdict: str
+    trials: int
+    reproduced: int
+    error: float
+    reason: str
+    decided: float
+
+
+class Journal:
+    """Thin, typed access to the journal database (thread-safe within a process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA busy_timeout=60000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise JournalError(
+                    f"journal {path} is corrupt ({check}); move it aside to start over"
+                )
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) == 1:
+                self._migrate_from_1()
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {path} has schema {row[0]}, this tool reads {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {path} is unreadable or corrupt: {exc}") from None
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 -> 2: builds gain the retry columns; every record stays."""
+        with self.transaction() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(builds)").fetchall()}
+            if "attempts" not in cols:
+                db.execute("ALTER TABLE builds ADD COLUMN attempts INTEGER DEFAULT 1")
+            if "first_failure" not in cols:
+                db.execute("ALTER TABLE builds ADD COLUMN first_failure TEXT")
+            db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- runs ---------------------------------------------------------------
+    def ensure_run(self, run_id: str, settings: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs(run_id, settings, created, status) VALUES(?,?,?,?)",
+                (run_id, json.dumps(settings, sort_keys=True), time.time(), "started"),
+            )
+
+    def run_settings(self, run_id: str) -> dict[str, Any]:
+        rows = self._query("SELECT settings FROM runs WHERE run_id=?", (run_id,))
+        if not rows:
+            raise JournalError(f"no run {run_id} in journal {self.path}")
+        settings: dict[str, Any] = json.loads(rows[0][0])
+        return settings
+
+    def set_run(self, run_id: str, **fields: Any) -> None:
+        allowed = {"status", "direction", "result"}
+        assert set(fields) <= allowed, fields
+        with self.transaction() as db:
+            for key, value in fields.items():
+                if key == "result" and not isinstance(value, str):
+                    value = json.dumps(value)
+                db.execute(f"UPDATE runs SET {key}=? WHERE run_id=?", (value, run_id))
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT run_id, settings, created, status, direction, result FROM runs WHERE run_id=?",
+            (run_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return {
+            "run_id": r[0],
+            "settings": json.loads(r[1]),
+            "created": r[2],
+            "status": r[3],
+            "direction": r[4],
+            "result": json.loads(r[5]) if r[5] else None,
+        }
+
+    def runs(self) -> list[dict[str, Any]]:
+        ids = [r[0] for r in self._query("SELECT run_id FROM runs ORDER BY created")]
+        return [row for i in ids if (row := self.run_row(i))]
+
+    # -- builds -------------------------------------------------------------
+    def record_build(self, rec: BuildRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO builds(commit_sha, recipe_key, status, duration, fixups,"
+                " detail, log_path, fingerprint, finished, attempts, first_failure)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rec.commit,
+                    rec.recipe_key,
+                    rec.status,
+                    rec.duration,
+                    json.dumps(rec.fixups),
+                    rec.detail,
+                    rec.log_path,
+                    rec.fingerprint,
+                    rec.finished,
+                    rec.attempts,
+                    rec.first_failure,
+                ),
+            )
+
+    def build(self, commit: str, recipe_key: str) -> BuildRecord | None:
+        rows = self._query(
+            "SELECT commit_sha, recipe_key, status, duration, fixups, detail, log_path,"
+            " fingerprint, finished, attempts, first_failure FROM builds"
+            " WHERE commit_sha=? AND recipe_key=?",
+            (commit, recipe_key),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return BuildRecord(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            json.loads(r[4] or "[]"),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9] or 1,
+            r[10],
+        )
+
+    def builds(self, recipe_key: str) -> list[BuildRecord]:
+        rows = self._query("SELECT commit_sha FROM builds WHERE recipe_key=?", (recipe_key,))
+        return [b for (c,) in rows if (b := self.build(c, recipe_key))]
+
+    # -- trials -------------------------------------------------------------
+    def record_trial(self, recipe_key: str, probe_key: str, rec: TrialRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO trials(commit_sha, recipe_key, probe_key, idx, outcome, exit_status,"
+                " signal, duration, started, seed, detail, log_path)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rec.commit,
+                    recipe_key,
+                    probe_key,
+                    rec.idx,
+                    rec.outcome,
+                    rec.exit_status,
+                    rec.signal,
+                    rec.duration,
+                    rec.started,
+                    rec.seed,
+                    rec.detail,
+                    rec.log_path,
+                ),
+            )
+
+    def trials(self, commit: str, recipe_key: str, probe_key: str) -> list[TrialRecord]:
+        rows = self._query(
+            "SELECT commit_sha, idx, outcome, exit_status, signal, duration, started, seed,"
+            " detail, log_path FROM trials WHERE commit_sha=? AND recipe_key=? AND probe_key=?"
+            " ORDER BY idx",
+            (commit, recipe_key, probe_key),
+        )
+        return [TrialRecord(*r) for r in rows]
+
+    def trial_count(self, recipe_key: str | None = None, probe_key: str | None = None) -> int:
+        if recipe_key is None:
+            return int(self._query("SELECT COUNT(*) FROM trials")[0][0])
+        return int(
+            self._query(
+                "SELECT COUNT(*) FROM trials WHERE recipe_key=? AND probe_key=?",
+                (recipe_key, probe_key),
+            )[0][0]
+        )
+
+    # -- verdicts -----------------------------------------------------------
+    def record_verdict(self, run_id: str, rec: VerdictRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO verdicts VALUES(?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    rec.commit,
+                    rec.verdict,
+                    rec.trials,
+                    rec.reproduced,
+                    rec.error,
+                    rec.reason,
+                    rec.decided,
+                ),
+            )
+
+    def verdict(self, run_id: str, commit: str) -> VerdictRecord | None:
+        rows = self._query(
+            "SELECT commit_sha, verdict, trials, reproduced, error, reason, decided"
+            " FROM verdicts WHERE run_id=? AND commit_sha=?",
+            (run_id, commit),
+        )
+        return VerdictRecord(*rows[0]) if rows else None
+
+    def verdicts(self, run_id: str) -> list[VerdictRecord]:
+        rows = self._query(
+            "SELECT commit_sha, verdict, trials, reproduced, error, reason, decided"
+            " FROM verdicts WHERE run_id=? ORDER BY decided",
+            (run_id,),
+        )
+        return [VerdictRecord(*r) for r in rows]
+
+    def delete_verdict(self, run_id: str, commit: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM verdicts WHERE run_id=? AND commit_sha=?", (run_id, commit))
+
+    # -- events -------------------------------------------------------------
+    def event(self, run_id: str | None, kind: str, message: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO events(run_id, time, kind, message) VALUES(?,?,?,?)",
+                (run_id, time.time(), kind, message),
+            )
+
+    def events(self, run_id: str, kind: str | None = None) -> list[tuple[float, str, str]]:
+        if kind is None:
+            return self._query(
+                "SELECT time, kind, message FROM events WHERE run_id=? ORDER BY id", (run_id,)
+            )
+        return self._query(
+            "SELECT time, kind, message FROM events WHERE run_id=? AND kind=? ORDER BY id",
+            (run_id, kind),
+        )

@@ -1,0 +1,197 @@
+"""Sequential verdicts for one commit: bug present, clean, or undecided.
+
+The test is documented with its formulas in docs/statistics.md.  In short:
+
+* **Bug present** needs a reproduction the false-positive rate cannot explain.
+  With ``fp = 0`` (the default) one reproduction is proof; with ``fp > 0`` the
+  binomial tail ``P(X >= k | n, fp)`` must fall to ``alpha``.
+* **Clean** is the hard direction: "not seen in n trials" means little unless n
+  is large relative to the reproduction rate, which we only *measured*.  So the
+  commit is compared with a **reference** (the trials of the reproducing
+  endpoint only: commits judged bug-present stop at their first reproduction,
+  and pooling them would bias the rate upwards; see judge.CommitTester.reference) by a
+  one-sided exact conditional test (Fisher's): if the commit had the reference's
+  rate, the chance that *all* ``K`` reproductions seen so far landed in the
+  reference's ``m`` trials and none in the commit's ``n`` is
+  ``C(m, K) / C(m + n, K)`` (general ``k``: the hypergeometric lower tail).
+  CLEAN once that is ``<= alpha``.  Being conditional on ``K``, it controls the
+  error whatever the true rate is: no point estimate of the rate is trusted, and
+  a rate measured from few trials automatically demands more clean trials.
+  The boundary is monotone (each clean trial lowers the p-value), so checking
+  after every batch does not inflate the error.
+* Otherwise UNDECIDED; at ``max_trials`` that becomes a skip.
+
+The run's confidence is ``1 - sum(error bounds)`` over the verdicts the answer
+depends on (union bound); ``alpha`` per verdict is ``(1 - confidence) / V``
+with ``V`` the expected number of verdicts (``ceil(log2(range + 1)) + 2``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    BUG = "bug"  # the bug is present at this commit
+    CLEAN = "clean"  # the bug is absent at this commit
+    UNDECIDED = "undecided"  # not enough evidence yet
+    SKIP = "skip"  # cannot be judged: does not build, or still undecided at the trial cap
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Pooled trials of commits known to carry the bug: ``reproduced`` of ``trials``."""
+
+    reproduced: int
+    trials: int
+
+    @property
+    def rate(self) -> float:
+        return self.reproduced / self.trials if self.trials else 0.0
+
+    def plus(self, reproduced: int, trials: int) -> Reference:
+        return Reference(self.reproduced + reproduced, self.trials + trials)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    error: float
+    """Bound on the probability that this verdict is wrong (p-value of the test
+    that ended it; for UNDECIDED, the smaller of the two p-values so far)."""
+
+
+def _lcomb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def binom_tail_ge(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    total = 0.0
+    for i in range(k, n + 1):
+        total += math.exp(_lcomb(n, i) + i * math.log(p) + (n - i) * math.log1p(-p))
+    return min(1.0, total)
+
+
+def clean_p_value(k: int, n: int, ref: Reference) -> float:
+    """One-sided exact conditional p-value of "this commit reproduces as often as the reference".
+
+    With ``K = k + ref.reproduced`` reproductions among ``N = n + ref.trials``
+    trials, the probability that the commit's ``n`` trials hold ``k`` or fewer
+    of them (hypergeometric lower tail).
+    """
+    total_k = k + ref.reproduced
+    total_n = n + ref.trials
+    if n == 0 or total_k == 0:
+        return 1.0
+    denom = _lcomb(total_n, n)
+    p = 0.0
+    for i in range(0, k + 1):
+        if total_k - i > ref.trials or i > n:
+            continue
+        p += math.exp(_lcomb(total_k, i) + _lcomb(total_n - total_k, n - i) - denom)
+    return min(1.0, p)
+
+
+def bug_p_value(k: int, n: int, fp: float) -> float:
+    """P-value of "these reproductions are only false positives"."""
+    if k == 0:
+        return 1.0
+    if fp <= 0.0:
+        return 0.0
+    return binom_tail_ge(k, n, fp)
+
+
+def decide(k: int, n: int, ref: Reference, alpha: float, fp: float = 0.0) -> Decision:
+    """The verdict after ``k`` reproductions in ``n`` counted trials of one commit."""
+    p_bug = bug_p_value(k, n, fp)
+    if p_bug <= alpha:
+        return Decision(Verdict.BUG, p_bug)
+    p_clean = clean_p_value(k, n, ref)
+    if p_clean <= alpha:
+        return Decision(Verdict.CLEAN, p_clean)
+    return Decision(Verdict.UNDECIDED, min(p_bug, p_clean))
+
+
+def clean_trials_needed(ref: Reference, alpha: float, limit: int = 100_000) -> int:
+    """Clean trials in a row a CLEAN verdict needs against ``ref`` (``limit`` if never)."""
+    if ref.reproduced == 0:
+        return limit
+    lo, hi = 0, 1
+    while clean_p_value(0, hi, ref) > alpha:
+        lo, hi = hi, hi * 2
+        if hi >= limit:
+            return limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if clean_p_value(0, mid, ref) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+MIN_REFERENCE_REPRODUCTIONS = 3
+"""Below this the exact test can hardly ever say CLEAN: always calibrate further."""
+
+
+def calibration_pays(ref: Reference, alpha: float, clean_tests_left: float, look: int = 8) -> bool:
+    """Should the reproducing endpoint get more reference trials?
+
+    Yes while it has fewer than ``MIN_REFERENCE_REPRODUCTIONS``, and after that
+    while ``look`` more trials there are expected to save more than ``look``
+    trials over the clean verdicts still to come (each needs
+    ``clean_trials_needed``).  Looking a few trials ahead, with the expected
+    number of new reproductions interpolated, smooths the discreteness of the
+    exact test.
+    """
+    if ref.reproduced < MIN_REFERENCE_REPRODUCTIONS:
+        return True
+    now = clean_trials_needed(ref, alpha)
+    expected = ref.rate * look
+    low = int(expected)
+    frac = expected - low
+    after = (1 - frac) * clean_trials_needed(ref.plus(low, look), alpha) + frac * (
+        clean_trials_needed(ref.plus(low + 1, look), alpha)
+    )
+    return (now - after) * clean_tests_left > look
+
+
+def per_verdict_alpha(confidence: float, verdicts: int) -> float:
+    """Error target for each verdict so that all ``verdicts`` hold with ``confidence``."""
+    return (1.0 - confidence) / max(1, verdicts)
+
+
+def expected_verdicts(range_size: int) -> int:
+    """Verdicts a bisect over ``range_size`` commits depends on: log2 steps + 2 endpoints."""
+    return math.ceil(math.log2(max(2, range_size + 1))) + 2
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) confidence interval for a binomial rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    tail = (1.0 - level) / 2.0
+
+    def solve(f: Callable[[float], float], target: float) -> float:  # f increases with p
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if f(mid) < target:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    lower = 0.0 if k == 0 else solve(lambda p: binom_tail_ge(k, n, p), tail)
+    upper = 1.0 if k == n else solve(lambda p: binom_tail_ge(k + 1, n, p), 1.0 - tail)
+    return (lower, upper)

@@ -1,0 +1,179 @@
+"""A qemu orphaned by ``kill -9`` of bisect-qemu is reaped by the next command.
+
+Why this needs its own end-to-end test: the probe starts qemu itself (not
+through ``run_group``) in a session of its own, so nothing kills it when the
+driver dies without running its clean-up, and the guest idles for ever after
+its writes.  The only defence is the registration in ``cache/live``, which the
+next command reads before it does anything; only the real CLI, a real qemu
+and a real ``kill -9`` show that the two ends meet.
+
+The "build" is a committed shell script that makes an artifact dir of
+Debian's QEMU (symlinks), so no QEMU is compiled here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REAL_QEMU = Path("/usr/bin/qemu-system-x86_64")
+REAL_QEMU_IMG = Path("/usr/bin/qemu-img")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (REAL_QEMU.is_file() and REAL_QEMU_IMG.is_file()),
+        reason="needs Debian's qemu-system-x86 and qemu-utils",
+    ),
+    pytest.mark.skipif(not list(Path("/boot").glob("vmlinuz-*")), reason="needs a guest kernel"),
+    pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (guest writer)"),
+    pytest.mark.skipif(not Path("/bin/busybox").is_file(), reason="needs busybox-static"),
+]
+
+BUILD_SH = r"""#!/bin/sh
+# The build step: an artifact dir in the qemu recipe's layout, made of Debian's QEMU.
+set -e
+rm -rf bin pc-bios
+mkdir bin pc-bios
+ln -s /usr/bin/qemu-system-x86_64 bin/qemu-system-x86_64
+ln -s /usr/bin/qemu-img bin/qemu-img
+# Absolute links, one per file: the artifact is copied with its symlinks as they
+# are, and some firmware files are relative links into a sibling directory.
+for d in /usr/share/qemu /usr/share/seabios; do
+    [ -d "$d" ] || continue
+    for f in "$d"/*; do
+        name=${f##*/}
+        [ -e "pc-bios/$name" ] || ln -s "$(readlink -f "$f")" "pc-bios/$name"
+    done
+done
+"""
+
+
+def bisect_qemu() -> list[str]:
+    """The installed command (what a user runs); ``python -m`` where it is not installed."""
+    script = Path(sys.executable).with_name("bisect-qemu")  # not resolved: the venv's bin
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "bisect_driver"]
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir()
+    (path / "build.sh").write_text(BUILD_SH)
+    (path / ".gitignore").write_text("/bin/\n/pc-bios/\n")
+    ident = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for args in (["init", "-q"], ["add", "."], [*ident, "commit", "-qm", "build step"]):
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+    return path
+
+
+def processes_mentioning(text: str) -> dict[int, list[str]]:
+    """Live processes (not zombies: their cmdline is empty) with ``text`` in an argument."""
+    found: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = raw.rstrip(b"\0").decode(errors="replace").split("\0") if raw else []
+        if any(text in arg for arg in argv):
+            found[int(entry.name)] = argv
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running: neither gone nor a zombie (an orphan's zombie may wait long for its reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def started() -> Iterator[tuple[list[subprocess.Popen[bytes]], list[str]]]:
+    """What the test starts, killed on the way out whatever happened: the Popen
+    objects, and marks (unique tmp paths) whose processes are killed by pid."""
+    procs: list[subprocess.Popen[bytes]] = []
+    marks: list[str] = []
+    yield procs, marks
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    for mark in marks:
+        for pid in processes_mentioning(mark):
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_qemu(scratch: Path, driver: subprocess.Popen[bytes], log: Path) -> int:
+    """The pid of the trial's qemu (its image lies under the cache's scratch dir)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for pid, argv in processes_mentioning(str(scratch)).items():
+            if Path(argv[0]).name == "qemu-system-x86_64":
+                return pid
+        if driver.poll() is not None:
+            pytest.fail(f"bisect-qemu ended before qemu started:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"no qemu under {scratch} after 300 s:\n{log.read_text()[-3000:]}")
+
+
+def test_qemu_orphaned_by_kill_9_is_reaped_by_the_next_command(
+    tmp_path: Path, started: tuple[list[subprocess.Popen[bytes]], list[str]]
+) -> None:
+    procs, marks = started
+    repo = make_repo(tmp_path / "repo")
+    cache = tmp_path / "cache"
+    marks.append(str(tmp_path))
+    common = [
+        "--repo", str(repo),
+        "--recipe", "shell",
+        "--build-cmd", "sh build.sh",
+        "--artifact", "bin",
+        "--artifact", "pc-bios",
+        "--probe", "qcow2-sigterm",
+        "--accel", "tcg",
+        "--cache-dir", str(cache),
+    ]  # fmt: skip
+    log = tmp_path / "probe.log"
+    with open(log, "wb") as out:
+        driver = subprocess.Popen(
+            [*bisect_qemu(), "probe", "HEAD", "-n", "4", "--jobs", "1", *common],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our kill -9 is the only signal it gets
+        )
+    procs.append(driver)
+
+    qemu = wait_for_qemu(cache / "scratch", driver, log)
+    time.sleep(0.5)  # past the registration that follows qemu's start
+    os.kill(driver.pid, signal.SIGKILL)  # the driver alone, as the OOM killer would
+    driver.wait(timeout=30)
+    time.sleep(1.0)
+    assert alive(qemu), "qemu should outlive the driver (a session of its own)"
+    assert (cache / "live" / str(qemu)).is_file(), "qemu's group is not registered in cache/live"
+
+    nxt = subprocess.run(
+        [*bisect_qemu(), "build", "HEAD", *common], capture_output=True, text=True, timeout=300
+    )
+    assert nxt.returncode == 0, nxt.stdout + nxt.stderr
+    deadline = time.monotonic() + 5
+    while alive(qemu) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(qemu), f"the next command left the orphaned qemu {qemu} running"
+    assert not (cache / "live" / str(qemu)).exists()
+    assert not [argv for argv in processes_mentioning(str(cache)).values() if "qemu" in argv[0]], (
+        "a qemu of this cache is still running"
+    )
