@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OPTION = re.compile(r"(?<![\w/-])(--[a-z][a-z0-9-]+)")
 BENCH = re.compile(r"bench/(\w+)\.py")
-# Options of other programs that the docs quote: git's and QEMU's configure's.
-FOREIGN = {"--porcelain", "--ignored", "--hard", "--python", "--cc", "--extra-cflags"}
+# Options of other programs that the docs quote: git's, cc's and QEMU's configure's.
+FOREIGN = {"--porcelain", "--ignored", "--hard", "--python", "--cc", "--extra-cflags", "--version"}
 FOREIGN_PREFIXES = ("--disable-", "--enable-", "--term-")
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from collections.abc import Callable
 
 from bisect_driver.plugin.recipe import (
     BuildContext,
@@ -25,11 +24,10 @@ from bisect_driver.plugin.recipe import (
     Recipe,
     fingerprint,
 )
-
 from bisect_driver.store.artifacts import ArtifactCache
 from bisect_driver.store.disk import check_free
-from bisect_driver.store.repo import Checkout
 from bisect_driver.store.journal import BuildRecord, Journal
+from bisect_driver.store.repo import Checkout
 
 
 @dataclass
