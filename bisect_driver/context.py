@@ -7,6 +7,7 @@ step rebuilt from the journal's stored plan is exactly the run that started it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +16,14 @@ import git
 from bisect_driver.build.builder import Builder
 from bisect_driver.plugin.probe import Probe
 from bisect_driver.plugin.recipe import Recipe
+from bisect_driver.probe.evidence import BugSignature
 from bisect_driver.probe.trials import TrialRunner
 from bisect_driver.progress import Progress
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import Journal
 from bisect_driver.store.repo import Checkout, checkout_for, open_user_repo
 from bisect_driver.verdict.judge import CommitTester, Policy, ProgressFn
+from bisect_driver.verdict.stats import SOFT_ALPHA, spent_alpha
 
 
 @dataclass
@@ -33,6 +36,8 @@ class RunContext:
     checkout: Checkout | None = None
     plan: RunPlan | None = None
     progress: Progress = field(default_factory=Progress)
+    bug: BugSignature | None = None
+    """Which failures count as the bug (set once the reproducing end is known)."""
 
     @property
     def cache_dir(self) -> Path:
@@ -81,13 +86,27 @@ class RunContext:
             hang_as=s.hang_as,
             scratch_root=self.cache_dir / "scratch",
             min_free=s.min_free,
+            bug=self.bug,
         )
 
+    def define_bug(self, reproducing_end: str, runner: TrialRunner) -> BugSignature:
+        """The bug is what the reproducing end shows: its reproductions' signatures.
+
+        Stored as a journal event, so the step processes and a resumed run count the
+        same failures as the bug."""
+        assert self.plan is not None
+        bug = BugSignature.from_trials(runner.records(reproducing_end))
+        self.journal.event(self.plan.run_id, BUG_EVENT, json.dumps(bug.to_json()))
+        self.bug = runner.bug = bug
+        return bug
+
     def tester(self, progress_fn: ProgressFn | None = None) -> CommitTester:
+        s = self.settings
         policy = Policy(
-            alpha=self.plan.alpha if self.plan else 0.001,
-            fp=self.settings.false_positive_rate,
-            max_trials=self.settings.max_trials,
+            alpha=self.plan.alpha if self.plan else SOFT_ALPHA,
+            fp=s.false_positive_rate,
+            max_trials=s.max_trials,
+            strict_alpha=None if s.min_rate else spent_alpha(1.0 - s.confidence, 0),
         )
         return CommitTester(
             self.run_id or "adhoc", self.journal, self.builder, self.runner(), policy, progress_fn
@@ -112,4 +131,14 @@ def context_for_run(cache_dir: Path, run_id: str) -> RunContext:
     ctx = RunContext(settings, journal, settings.make_recipe(), settings.make_probe(), plan=plan)
     ctx.user_repo = open_user_repo(Path(plan.repo))
     ctx.checkout = checkout_for(ctx.user_repo, cache_dir)
+    ctx.bug = stored_bug(journal, run_id)
     return ctx
+
+
+BUG_EVENT = "bug-signature"
+
+
+def stored_bug(journal: Journal, run_id: str) -> BugSignature | None:
+    """The run's bug signature, as defined when its ends were tested (None before)."""
+    events = journal.events(run_id, BUG_EVENT)
+    return BugSignature.from_json(json.loads(events[-1][2])) if events else None

@@ -80,6 +80,8 @@ class Settings:
     confidence: float = 0.99
     false_positive_rate: float = 0.0
     max_trials: int = 200
+    min_rate: float | None = None
+    """Floor of a bug-carrying commit's rate; None: the reproducing end's lower bound / 6."""
     # the bisect
     good: str | None = None
     bad: str | None = None
@@ -143,6 +145,7 @@ IDENTITY = (
     "confidence",
     "false_positive_rate",
     "max_trials",
+    "min_rate",
 )
 """Settings that change what a run computes (besides the ends and the plug-in keys)."""
 

@@ -136,7 +136,7 @@ def test_qemu_orphaned_by_kill_9_is_reaped_by_the_next_command(
     procs, marks = started
     repo = make_repo(tmp_path / "repo")
     cache = tmp_path / "cache"
-    marks.append(str(tmp_path))
+    marks.append(f"{tmp_path}/")  # every process of this test names a path in here
     common = [
         "--repo", str(repo),
         "--recipe", "shell",

@@ -24,6 +24,7 @@ from bisect_driver.report.markdown import render_md
 from bisect_driver.report.model import (
     SCHEMA_VERSION,
     CandidateInfo,
+    ConfidenceBasis,
     Environment,
     EvidenceRow,
     PluginInfo,
@@ -261,6 +262,15 @@ def hand_made_report(checks: tuple[Check, ...]) -> Report:
         terms=("broken", "fixed"),
         confidence=0.99998,
         confidence_method="confirmed",
+        basis=ConfidenceBasis(
+            floor=0.05,
+            floor_source="--min-rate",
+            near=(3, 9),
+            far=(40, 50),
+            drift=None,
+            error_bound=2e-5,
+            unconfirmed=(),
+        ),
         confirmed=True,
         corrected=(),
         contradiction=None,

@@ -176,6 +176,13 @@ def add_common(p: argparse.ArgumentParser, recipe: str, probe: str) -> None:
         default=200,
         help="counted trials after which an undecided commit is skipped (default 200)",
     )
+    s.add_argument(
+        "--min-rate",
+        type=probability,
+        default=None,
+        help="lowest reproduction rate a bug-carrying commit is assumed to have; the answer's"
+        " confidence holds down to it (default: the reproducing end's 95%% lower bound / 6)",
+    )
     load_plugin("recipe", recipe).add_arguments(p.add_argument_group(f"recipe {recipe}"))
     load_plugin("probe", probe).add_arguments(p.add_argument_group(f"probe {probe}"))
 

@@ -191,7 +191,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(settings_from(args))
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
     """The typed settings of a parsed command line (commands that build or probe)."""
     recipe_cls = load_plugin("recipe", args.recipe)
     probe_cls = load_plugin("probe", args.probe)
@@ -204,16 +204,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cache_limit=args.cache_limit,
         min_free=args.min_free,
         recipe=args.recipe,
-        recipe_options=_plugin_options(recipe_cls, given),
+        recipe_options=_plugin_options(recipe_cls, given, validate),
         build_timeout=args.build_timeout,
         probe=args.probe,
-        probe_options=_plugin_options(probe_cls, given),
+        probe_options=_plugin_options(probe_cls, given, validate),
         jobs=args.jobs,
         trial_timeout=args.trial_timeout,
         hang_as=args.hang_as,
         confidence=args.confidence,
         false_positive_rate=args.false_positive_rate,
         max_trials=args.max_trials,
+        min_rate=args.min_rate,
         good=given.get("good"),
         bad=given.get("bad"),
         first_parent=bool(given.get("first_parent")),
@@ -224,9 +225,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def _plugin_options(cls: Any, given: dict[str, Any]) -> Any:
+def _plugin_options(cls: Any, given: dict[str, Any], validate: bool = True) -> Any:
     options = options_from(cls.Options, given, cls.kind)
-    cls(options)  # validate now: a bad value is a usage error before any work starts
+    if validate:
+        cls(options)  # a bad value is a usage error before any work starts
     return options
 
 
@@ -252,7 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         for tag, sha in zip(DEMO_TAGS, (repo.old, repo.new), strict=True):
             subprocess.run(["git", "tag", tag, sha], cwd=repo.path, check=True)
-        base = settings_from(args)
+        base = settings_from(args, validate=False)  # the demo sets the plug-ins' options
         settings = base.replace(
             repo=repo.path,
             good=DEMO_TAGS[0],

@@ -20,12 +20,14 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.endpoints import check_endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.result import RunResult
+from bisect_driver.bisect.revert import revert_check
 from bisect_driver.context import RunContext
 from bisect_driver.plugin.errors import Interrupted
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.report.write import write_report
 from bisect_driver.settings import Settings
 from bisect_driver.verdict.judge import ProgressFn
+from bisect_driver.verdict.stats import FLOOR_FACTOR, Reference, default_floor, spent_alpha
 
 
 def progress_fn(ctx: RunContext) -> ProgressFn:
@@ -36,6 +38,16 @@ def progress_fn(ctx: RunContext) -> ProgressFn:
         )
 
     return show
+
+
+def floor_of(settings: Settings, reference: Reference) -> tuple[float, str]:
+    """The floor rate the answer's confidence assumes, and where it came from."""
+    if settings.min_rate is not None:
+        return settings.min_rate, "--min-rate"
+    return default_floor(reference), (
+        f"the reproducing end's 95% lower bound"
+        f" ({reference.reproduced}/{reference.trials}) / {FLOOR_FACTOR:g}"
+    )
 
 
 def run(settings: Settings, command_line: str | None = None) -> int:
@@ -67,6 +79,10 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         tester = ctx.tester(progress_fn(ctx))
         ends = check_endpoints(tester, plan.good, plan.bad, plan.expected_verdicts / 2)
         journal.set_run(run_id, direction=str(ends.direction))
+        bug_end = ends.old if ends.direction is Direction.FIX else ends.new
+        bug = ctx.define_bug(bug_end, tester.runner)
+        if bug.signatures:
+            say(f"the bug is what {bug_end[:12]} shows: {'; '.join(sorted(bug.signatures))}")
         old_term, new_term = ends.terms
         say(
             f"{ends.direction} hunt: old end {old_term}"
@@ -76,12 +92,27 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log")
         step = step_command(ctx.cache_dir, run_id)
         confirmation: Confirmation | None = None
+        reference = tester.reference()
+        far = (reference.reproduced, reference.trials)
         try:
             bisect.start(plan.good, plan.bad, ends.terms, s.first_parent)
             outcome = bisect.run(step, ends.terms)
+            floor, floor_source = floor_of(s, tester.reference())
+            far = (tester.reference().reproduced, tester.reference().trials)
             if not s.no_confirm and len(outcome.candidates) == 1:
+                say(f"floor rate {floor:.3g} ({floor_source})")
                 confirmation, outcome = confirm_answer(
-                    run_id, tester, ctx.repo(), ends.direction, ends.old, bisect, step, outcome, say
+                    run_id,
+                    tester,
+                    ctx.repo(),
+                    ends.direction,
+                    ends.old,
+                    bisect,
+                    step,
+                    outcome,
+                    say,
+                    floor,
+                    1.0 - s.confidence,
                 )
         finally:
             checkout.bisect_reset()
@@ -90,6 +121,10 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         if len(outcome.candidates) == 1:
             cand = outcome.candidates[0]
             checks.append(fingerprint_check(journal, ctx.repo(), ctx.recipe.key(), cand))
+            if not s.no_confirm:
+                say(f"revert check: {cand[:12]} reverted on the new end {plan.bad[:12]}")
+                strict = strict_tester(tester, run_id, spent_alpha(1.0 - s.confidence, 0), floor)
+                checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))
             checks += backport_checks_for(
                 checkout,
                 ctx.repo(),
@@ -106,6 +141,8 @@ def _run_locked(ctx: RunContext, started: float) -> int:
             time.monotonic() - started,
             confirmation,
             checks,
+            far=far,
+            floor_source=floor_source,
         )
         journal.set_run(run_id, status="done", result=result.to_json())
     except Interrupted:
@@ -118,7 +155,10 @@ def _run_locked(ctx: RunContext, started: float) -> int:
     files = write_report(ctx, s.report_dir or ctx.run_dir)
     cands = result.candidates
     if result.found:
-        say(f"candidate: {cands[0]} (report: {files.md_path})")
+        if result.unconfirmed:
+            say(f"candidate {cands[0]} NOT confirmed: {'; '.join(result.unconfirmed)}")
+        else:
+            say(f"candidate: {cands[0]} (report: {files.md_path})")
         print(cands[0])
     else:
         say(f"{len(cands)} candidates (skipped commits border the answer); report: {files.md_path}")

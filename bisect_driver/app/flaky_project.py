@@ -8,6 +8,19 @@ unmapped memory and the process dies of SIGSEGV.  The fixed shutdown stops
 the writer and joins it first.  Nothing is simulated: whether a trial crashes
 depends on where the writer is when the signal lands, so the reproduction
 rate is roughly the busy share of the writer's cycle.
+
+Two optional complications, both off by default (the default project is
+byte-identical to what it always was):
+
+- ``other_crash``: in a range of commits the shutdown also asserts that the
+  writer is not flushing, and the writer flushes for a share ``other_rate`` of
+  its idle time, so a SIGTERM that lands mid-flush aborts (SIGABRT after
+  glibc's "Assertion ... failed." line) instead of reaching the bug.  A second
+  real timing window, not a coin toss: the driver must tell this other
+  failure from the bug's SIGSEGV by its signature.
+- ``near_rate``/``near_span``: the bug-carrying commits next to the change
+  reproduce at another rate (a drifting rate, as when a fix is prepared over
+  several commits).
 """
 
 from __future__ import annotations
@@ -112,6 +125,44 @@ st=$?
 echo "unexpected status $st"; exit 2
 """
 
+# The other-crash variant (only with FlakySpec.other_crash; the default stays as it was).
+OTHER_INCLUDE = ("#include <pthread.h>\n", "#include <assert.h>\n#include <pthread.h>\n")
+OTHER_STATE = (
+    "static volatile int stop;\n",
+    "static volatile int stop;\n"
+    "static volatile int flushing; /* the writer is flushing what it wrote */\n",
+)
+OTHER_IDLE = (
+    "        usleep(IDLE_US);\n",
+    "        flushing = 1;\n"
+    "        usleep(FLUSH_US);\n"
+    "        flushing = 0;\n"
+    "        usleep(IDLE_US - FLUSH_US);\n",
+)
+OTHER_SHUTDOWN = (
+    "static void shutdown_writer(pthread_t t) {\n",
+    "static void shutdown_writer(pthread_t t) {\n"
+    "    assert(!flushing); /* a shutdown mid-flush would lose the flush: another bug */\n",
+)
+PROBE_ABORT = (
+    '[ $st -eq 139 ] && { echo "crashed: SIGSEGV"; exit 1; }\n',
+    '[ $st -eq 134 ] && { sed -n "/Assertion/p" "${BISECT_WORK_DIR:-/tmp}/out.txt";'
+    ' echo "crashed: SIGABRT"; exit 1; }\n'
+    '[ $st -eq 139 ] && { echo "crashed: SIGSEGV"; exit 1; }\n',
+)
+
+
+def _replace_once(text: str, old_new: tuple[str, str]) -> str:
+    old, new = old_new
+    if text.count(old) != 1:  # pragma: no cover - a template edit that broke a variant
+        raise AssertionError(f"template changed: {old!r}")
+    return text.replace(old, new)
+
+
+def probe_script(spec: FlakySpec) -> str:
+    """probe.sh: with ``other_crash`` it also reports SIGABRT (exit status 134) as a crash."""
+    return _replace_once(PROBE, PROBE_ABORT) if spec.other_crash else PROBE
+
 
 @dataclass
 class FlakySpec:
@@ -130,6 +181,31 @@ class FlakySpec:
     merge it at ``change_at``: the answer is the side commit, brought in by a merge."""
     conflicting_change: bool = False
     """Let the change commit also touch NOTES, so it does not cherry-pick onto the old end."""
+    other_crash: tuple[int, int] | None = None
+    """Commits [a, b) whose program can also die of another bug: on SIGTERM mid-flush it
+    aborts (``flaky: flaky.c:NN: shutdown_writer: Assertion `!flushing' failed.``, SIGABRT,
+    probe output ``crashed: SIGABRT``), while this bug is the SIGSEGV."""
+    other_rate: float = 0.5
+    """Approximate abort rate in the ``other_crash`` commits (the flushing share of the
+    writer's cycle; at most its idle share, so ``rate + other_rate`` should stay below 1)."""
+    near_rate: float | None = None
+    """Rate of the ``near_span`` bug-carrying commits next to the change (just before a fix,
+    just after a regression); None = ``rate`` everywhere."""
+    near_span: int = 5
+
+    def rate_at(self, index: int) -> float:
+        """The crash rate of commit ``index`` if it carries the bug."""
+        if self.near_rate is None:
+            return self.rate
+        if self.direction == "fix":
+            near = self.change_at - self.near_span <= index < self.change_at
+        else:
+            near = self.change_at <= index < self.change_at + self.near_span
+        return self.near_rate if near else self.rate
+
+    def other_at(self, index: int) -> bool:
+        """Whether commit ``index`` can also crash for the other reason."""
+        return self.other_crash is not None and self.other_crash[0] <= index < self.other_crash[1]
 
 
 @dataclass
@@ -169,12 +245,22 @@ def _git(path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     ).stdout.strip()
 
 
-def program_source(spec: FlakySpec, buggy: bool, broken: bool) -> str:
-    busy = max(1, int(spec.cycle_us * spec.rate))
+def program_source(spec: FlakySpec, buggy: bool, broken: bool, index: int | None = None) -> str:
+    """flaky.c of one commit; ``index`` (None = no commit in particular) selects the
+    near-change rate and the other crash."""
+    rate = spec.rate if index is None else spec.rate_at(index)
+    busy = max(1, int(spec.cycle_us * rate))
     idle = max(1, spec.cycle_us - busy)
     src = PROGRAM.format(
         busy_us=busy, idle_us=idle, shutdown=BUGGY_SHUTDOWN if buggy else FIXED_SHUTDOWN
     )
+    if index is not None and spec.other_at(index):
+        flush = max(1, min(int(spec.cycle_us * spec.other_rate), idle - 1))
+        src = _replace_once(
+            src, ("#define BUF_SIZE", f"#define FLUSH_US {flush}\n#define BUF_SIZE")
+        )
+        for edit in (OTHER_INCLUDE, OTHER_STATE, OTHER_IDLE, OTHER_SHUTDOWN):
+            src = _replace_once(src, edit)
     if broken:
         src = src.replace("int main(void) {", "int main(void) { this does not compile;", 1)
     return src
@@ -184,6 +270,12 @@ def generate(path: Path, spec: FlakySpec) -> FlakyRepo:
     """Create the repo at ``path``: a root commit plus ``spec.commits`` commits."""
     if not 1 <= spec.change_at <= spec.commits:
         raise ValueError("change_at must be within 1..commits")
+    for name in ("rate", "other_rate", "near_rate"):
+        value = getattr(spec, name)
+        if value is not None and not 0 < value < 1:
+            raise ValueError(f"{name} must be between 0 and 1")
+    if spec.near_span < 0:
+        raise ValueError("near_span must not be negative")
     path.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
@@ -195,7 +287,7 @@ def generate(path: Path, spec: FlakySpec) -> FlakyRepo:
     _git(path, "init", "-q", "-b", "main")
     rng = random.Random(spec.seed)
     (path / "Makefile").write_text(MAKEFILE)
-    (path / "probe.sh").write_text(PROBE)
+    (path / "probe.sh").write_text(probe_script(spec))
     (path / "probe.sh").chmod(0o755)
     (path / ".gitignore").write_text("flaky\n")
     shas: list[str] = []
@@ -216,7 +308,7 @@ def generate(path: Path, spec: FlakySpec) -> FlakyRepo:
             _git(path, "add", "-A", env=env_i)
             _git(path, "commit", "-q", "-m", "Prepare the shutdown path", env=env_i)
             side.append(_git(path, "rev-parse", "HEAD"))
-            (path / "flaky.c").write_text(program_source(spec, buggy, broken))
+            (path / "flaky.c").write_text(program_source(spec, buggy, broken, i))
             _git(path, "add", "-A", env=env_i)
             _git(path, "commit", "-q", "-m", change_msg, env=env_i)
             side.append(_git(path, "rev-parse", "HEAD"))
@@ -224,7 +316,7 @@ def generate(path: Path, spec: FlakySpec) -> FlakyRepo:
             _git(path, "merge", "-q", "--no-ff", "-m", "Merge branch 'side'", "side", env=env_i)
             shas.append(_git(path, "rev-parse", "HEAD"))
             continue
-        (path / "flaky.c").write_text(program_source(spec, buggy, broken))
+        (path / "flaky.c").write_text(program_source(spec, buggy, broken, i))
         if i != spec.change_at or spec.conflicting_change:
             (path / "NOTES").write_text(f"change {i}: {rng.getrandbits(64):016x}\n")
         if i == 0:

@@ -1,15 +1,21 @@
-"""Confirmation: retest the answer at a higher confidence, and repair the bisect if it was misled.
+"""Confirmation: the one strict test the answer rests on, and repair when the steps misled git.
 
-`git bisect` trusts every verdict.  With fp = 0 a "bug" verdict is proof (a
-reproduction was seen), so the only verdicts that can be wrong are "clean"
-ones - and a wrong one always lands right next to the answer: in a fix hunt
-the misjudged commit *becomes* the candidate (everything before it still
-reproduces), in a regression hunt it becomes the candidate's parent.  So
-retesting the candidate and its parent(s) at ``alpha / CONFIRM_FACTOR`` catches
-the verdict that misled the search.  When it contradicts, that verdict is
-corrected in the journal and in the bisect log, the log is replayed with
-`git bisect replay`, and `git bisect run` goes on (every other commit answers
-from the journal at once).
+`git bisect` trusts every verdict.  With fp = 0 (and signatures matched) a
+"bug" verdict is proof (a reproduction was seen), so the only verdicts that can
+be wrong are "clean" ones - and a wrong one always lands right next to the
+answer: in a fix hunt the misjudged commit *becomes* the candidate, in a
+regression hunt the candidate's parent.  The bisect's steps are therefore soft
+(stats.SOFT_ALPHA against the reproducing end), and the answer's whole error
+budget goes to a strict test of that clean neighbour against the *floor* rate
+(stats.decide_strict): CLEAN only if a bug reproducing at the floor rate would
+have shown.  When it reproduces instead, its verdict is corrected in the
+journal and in the bisect log, the log is replayed with `git bisect replay`,
+and `git bisect run` goes on; round t spends delta / 2^(t+1) of the budget
+(stats.spent_alpha), so any number of corrections stays within it.
+
+The bug-carrying neighbour is topped up to NEAR_REPRODUCTIONS reproductions so
+the report can show the rate next to the change, flag drift from the far end,
+and call the run inconclusive when that rate is below the floor it assumed.
 """
 
 from __future__ import annotations
@@ -26,11 +32,19 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.gitbisect import BisectOutcome, GitBisect
 from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.store.journal import VerdictRecord
-from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import Verdict
+from bisect_driver.verdict.judge import CORRECTED, CommitTester
+from bisect_driver.verdict.stats import (
+    Verdict,
+    spent_alpha,
+    strict_trials_needed,
+    upper_bound,
+)
 
 CONFIRM_FACTOR = 10
-MAX_CORRECTIONS = 5
+"""Error target of the backport checks' verdicts: ten times the steps' own."""
+MAX_CORRECTIONS = 12
+NEAR_REPRODUCTIONS = 3
+"""Reproductions at the bug-carrying neighbour before its rate is reported."""
 
 
 @dataclass
@@ -44,19 +58,47 @@ class Confirmation:
     """Set when a contradiction could not be repaired (e.g. non-monotonic history)."""
     rounds: list[list[Check]] = field(default_factory=list)
     """The checks of every confirmation round (a FAIL round led to a correction)."""
+    floor: float = 0.0
+    """The rate a bug-carrying commit is assumed to reach at least."""
+    spent: float = 0.0
+    """Error budget of the rounds before the last (each may have passed wrongly)."""
+    near: tuple[int, int] = (0, 0)
+    """(reproduced, counted) at the bug-carrying neighbour(s) of the answer."""
+    inconclusive: str | None = None
+    """Why the strict test could not decide, or the rate next to the change is below the floor."""
 
     @property
     def confirmed(self) -> bool:
-        return not self.contradiction and all(c.status is CheckStatus.PASS for c in self.checks)
+        return (
+            not self.contradiction
+            and not self.inconclusive
+            and all(c.status is CheckStatus.PASS for c in self.checks)
+        )
+
+    @property
+    def error(self) -> float:
+        """Bound on the chance that the answer is wrong (under the floor assumption)."""
+        return min(1.0, self.spent + sum(self.errors.values()))
 
 
 def confirm_run_id(run_id: str) -> str:
     return f"{run_id}:confirm"
 
 
-def strict_tester(tester: CommitTester, run_id: str) -> CommitTester:
-    """The confirmation's tester: same trials, its own verdicts, ten times stricter."""
-    return tester.with_alpha(confirm_run_id(run_id), tester.policy.alpha / CONFIRM_FACTOR)
+def strict_tester(
+    tester: CommitTester, run_id: str, alpha: float | None = None, floor: float | None = None
+) -> CommitTester:
+    """The confirmation's tester: same trials, its own verdicts (run id ``RUN:confirm``).
+
+    With ``floor`` its CLEAN verdicts are strict against that rate and it may run as many
+    trials as the strict test needs; without, it is the steps' test ten times stricter
+    (used for backports)."""
+    if floor is None:
+        return tester.with_alpha(confirm_run_id(run_id), tester.policy.alpha / CONFIRM_FACTOR)
+    assert alpha is not None
+    needed = strict_trials_needed(floor, alpha) + tester.runner.jobs
+    cap = max(tester.policy.max_trials * 2, needed)
+    return tester.with_alpha(confirm_run_id(run_id), alpha, floor=floor, max_trials=cap)
 
 
 def retest(
@@ -73,7 +115,8 @@ def retest(
         want = direction.expected(side)
         for sha in commits:
             rec = tester.judge(sha)
-            conf.errors[sha] = rec.error
+            if want == Verdict.CLEAN or tester.policy.fp > 0:
+                conf.errors[sha] = rec.error
             label = (
                 f"{'parent' if side == 'old' else 'candidate'} {sha[:12]}"
                 f" {'reproduces' if want == Verdict.BUG else 'is clean'}"
@@ -108,6 +151,29 @@ def corrected_log(log: str, commit: str, terms: tuple[str, str], new_verdict_is_
     return "\n".join(out) + "\n"
 
 
+def near_rate(tester: CommitTester, commits: list[str]) -> tuple[int, int]:
+    """Top up the bug-carrying neighbour(s) to NEAR_REPRODUCTIONS and return (k, n).
+
+    The bisect stopped them at their first reproduction, which says nothing of their
+    rate; a few more tell whether the commits next to the change reproduce as often
+    as the far end (drift) and whether the floor assumption holds there."""
+    k = n = 0
+    for sha in commits:
+        built = tester.build(sha)
+        ev = tester.runner.evidence(sha)
+        while (
+            built.ok
+            and built.artifact_dir is not None
+            and ev.reproduced < NEAR_REPRODUCTIONS
+            and ev.counted < tester.policy.max_trials
+            and ev.trials < tester.policy.max_attempts
+        ):
+            tester.progress(sha, ev, "measuring")
+            ev = tester.run_batch(sha, built.artifact_dir)
+        k, n = k + ev.reproduced, n + ev.counted
+    return k, n
+
+
 def confirm_answer(
     run_id: str,
     tester: CommitTester,
@@ -118,24 +184,45 @@ def confirm_answer(
     step: list[str],
     outcome: BisectOutcome,
     say: Callable[[str], None],
+    floor: float,
+    delta: float,
 ) -> tuple[Confirmation, BisectOutcome]:
-    """Retest candidate and parents strictly; correct a misleading verdict and replay."""
+    """Strictly retest the answer's clean neighbour; correct a misleading verdict and replay."""
     journal = tester.journal
-    strict = strict_tester(tester, run_id)
     rounds: list[list[Check]] = []
     corrected: list[str] = []
     conf = Confirmation()
-    for _attempt in range(MAX_CORRECTIONS + 1):
+    spent = 0.0
+    for attempt in range(MAX_CORRECTIONS + 1):
+        alpha = spent_alpha(delta, attempt)
+        strict = strict_tester(tester, run_id, alpha, floor)
         cand = outcome.candidates[0]
         parents = parents_in_range(repo, cand, old_end)
         say(
-            f"confirming {cand[:12]} (parents {', '.join(x[:12] for x in parents)})"
-            f" at error <= {strict.policy.alpha:.2g}"
+            f"confirming {cand[:12]} (parents {', '.join(x[:12] for x in parents)}):"
+            f" strict test at floor rate {floor:.3g}, error <= {alpha:.2g}"
+            f" (~{strict_trials_needed(floor, alpha)} clean trials)"
         )
         conf, wrong = retest(strict, direction, cand, parents)
         rounds.append(conf.checks)
-        conf.rounds, conf.corrected = rounds, corrected
+        conf.rounds, conf.corrected, conf.floor, conf.spent = rounds, corrected, floor, spent
         if wrong is None:
+            undecided = [c for c in conf.checks if c.status is CheckStatus.NOT_RUN]
+            if undecided:
+                conf.inconclusive = (
+                    f"{undecided[0].name}: {undecided[0].detail} (a bug at the floor rate"
+                    f" {floor:.3g} needs ~{strict_trials_needed(floor, alpha)} clean trials)"
+                )
+                return conf, outcome
+            bug_side = parents if direction is Direction.FIX else [cand]
+            conf.near = near_rate(strict, bug_side)
+            k, n = conf.near
+            if n and upper_bound(k, n) < floor:
+                conf.inconclusive = (
+                    f"the bug-carrying commits next to the change reproduce at {k}/{n}"
+                    f" (95 % upper bound {upper_bound(k, n):.3g}), below the floor {floor:.3g}"
+                    " the confidence assumes; set --min-rate lower (more trials) to decide"
+                )
             return conf, outcome
         main = journal.verdict(run_id, wrong)
         fresh = journal.verdict(strict.run_id, wrong)
@@ -158,7 +245,7 @@ def confirm_answer(
                 fresh.trials,
                 fresh.reproduced,
                 fresh.error,
-                f"corrected by confirmation (was {main.verdict})",
+                f"{CORRECTED} (was {main.verdict})",
                 time.time(),
             ),
         )
@@ -167,6 +254,7 @@ def confirm_answer(
         bisect.replay(corrected_log(outcome.log, wrong, direction.terms, is_old))
         outcome = bisect.run(step, direction.terms)
         corrected.append(wrong)
+        spent += alpha
         if len(outcome.candidates) != 1:
             return conf, outcome
     conf.contradiction = f"still contradicting after {MAX_CORRECTIONS} corrections"

@@ -95,7 +95,10 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
                     f" reproduced vs {bug_ev.reproduced}/{bug_ev.counted} at {bug_sha[:12]})"
                 )
             # More reference trials while they pay; the clean end always gets a batch.
-            if calibration_pays(ref, policy.alpha, clean_tests_left) and not exhausted(bug_ev):
+            pays = calibration_pays(
+                ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha
+            )
+            if pays and not exhausted(bug_ev):
                 tester.progress(bug_sha, bug_ev, "calibrating")
                 tester.run_batch(bug_sha, artifacts[bug_sha])
             tester.progress(clean_sha, clean_ev, "testing")

@@ -12,7 +12,8 @@ from typing import Any
 
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.confirm import Confirmation
-from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND
+from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
+from bisect_driver.verdict.stats import lower_bound, upper_bound
 
 
 @dataclass
@@ -28,6 +29,22 @@ class RunResult:
     confirmation_rounds: list[list[Check]] = field(default_factory=list)
     confirm_errors: dict[str, float] = field(default_factory=dict)
     contradiction: str | None = None
+    confidence: float | None = None
+    """1 - the bound on a wrong answer, when the answer was confirmed and no check failed;
+    None: no confidence is claimed (see ``unconfirmed``)."""
+    error_bound: float | None = None
+    """The strict test's bound on a wrong answer under the floor assumption (also when a
+    check later failed)."""
+    floor: float | None = None
+    floor_source: str = ""
+    near: tuple[int, int] = (0, 0)
+    """(reproduced, counted) at the bug-carrying neighbour(s) of the answer."""
+    far: tuple[int, int] = (0, 0)
+    """(reproduced, counted) at the reproducing end."""
+    drift: str | None = None
+    unconfirmed: list[str] = field(default_factory=list)
+    """Why the answer is not claimed (exit 8): an inconclusive strict test, a rate below the
+    floor, a contradiction, or a check that failed."""
 
     @classmethod
     def of(
@@ -38,9 +55,11 @@ class RunResult:
         wall_seconds: float,
         confirmation: Confirmation | None,
         checks: list[Check],
+        far: tuple[int, int] = (0, 0),
+        floor_source: str = "",
     ) -> RunResult:
         conf = confirmation
-        return cls(
+        result = cls(
             candidates=candidates,
             terms=terms,
             bisect_log=bisect_log,
@@ -51,15 +70,36 @@ class RunResult:
             confirmation_rounds=[list(r) for r in conf.rounds] if conf else [],
             confirm_errors=dict(conf.errors) if conf else {},
             contradiction=conf.contradiction if conf else None,
+            far=far,
+            floor_source=floor_source,
         )
+        if conf is not None:
+            result.floor, result.near = conf.floor, conf.near
+            result.error_bound = conf.error
+            result.drift = drift_note(conf.near, far)
+            if conf.inconclusive:
+                result.unconfirmed.append(f"inconclusive: {conf.inconclusive}")
+            if conf.contradiction:
+                result.unconfirmed.append(f"contradiction: {conf.contradiction}")
+        result.unconfirmed += [
+            f"check failed: {c.name}: {c.detail}"
+            for c in checks
+            if c.gates and c.status is CheckStatus.FAIL
+        ]
+        if conf is not None and result.found and not result.unconfirmed:
+            result.confidence = 1.0 - conf.error
+        return result
 
     @property
     def found(self) -> bool:
         return len(self.candidates) == 1
 
     def exit_status(self) -> int:
-        """0 for one candidate commit, 1 for a candidate set (README "Exit status")."""
-        return EXIT_FOUND if self.found else EXIT_AMBIGUOUS
+        """0: one candidate commit, confirmed; 8: one candidate, not confirmed (a check
+        failed or the strict test could not decide); 1: a candidate set (README)."""
+        if not self.found:
+            return EXIT_AMBIGUOUS
+        return EXIT_UNCONFIRMED if self.unconfirmed else EXIT_FOUND
 
     def failed_checks(self) -> list[Check]:
         return [c for c in self.checks if c.status is CheckStatus.FAIL]
@@ -76,6 +116,14 @@ class RunResult:
             "confirmation_rounds": [[c.to_json() for c in r] for r in self.confirmation_rounds],
             "confirm_errors": dict(self.confirm_errors),
             "contradiction": self.contradiction,
+            "confidence": self.confidence,
+            "error_bound": self.error_bound,
+            "floor": self.floor,
+            "floor_source": self.floor_source,
+            "near": list(self.near),
+            "far": list(self.far),
+            "drift": self.drift,
+            "unconfirmed": list(self.unconfirmed),
         }
 
     @classmethod
@@ -94,4 +142,32 @@ class RunResult:
             ],
             confirm_errors=dict(data.get("confirm_errors", {})),
             contradiction=data.get("contradiction"),
+            confidence=data.get("confidence"),
+            error_bound=data.get("error_bound"),
+            floor=data.get("floor"),
+            floor_source=data.get("floor_source", ""),
+            near=_pair(data.get("near")),
+            far=_pair(data.get("far")),
+            drift=data.get("drift"),
+            unconfirmed=list(data.get("unconfirmed", [])),
         )
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1])) if value else (0, 0)
+
+
+def drift_note(near: tuple[int, int], far: tuple[int, int]) -> str | None:
+    """A sentence when the rate next to the change is clearly below the far end's.
+
+    Clearly: the near rate's 95 % upper bound is below the far end's 95 % lower bound."""
+    (k, n), (fk, fn) = near, far
+    if not n or not fn:
+        return None
+    if upper_bound(k, n) >= lower_bound(fk, fn):
+        return None
+    return (
+        f"the rate drifts: the bug-carrying commits next to the change reproduce {k}/{n}"
+        f" ({k / n:.2f}, at most {upper_bound(k, n):.2f}), the far end {fk}/{fn}"
+        f" ({fk / fn:.2f}, at least {lower_bound(fk, fn):.2f})"
+    )

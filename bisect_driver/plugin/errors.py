@@ -15,6 +15,7 @@ EXIT_INTERRUPTED = 4  # stopped by a signal; rerun the same command to resume
 EXIT_LOCKED = 5  # another run holds the cache lock
 EXIT_JOURNAL = 6  # the journal is unreadable or corrupt
 EXIT_DISK = 7  # not enough free disk to go on; rerun to resume after freeing space
+EXIT_UNCONFIRMED = 8  # an answer, but a check failed or the confidence was not reached
 EXIT_INTERNAL = 70  # a bug in the tool (traceback in the driver log)
 
 

@@ -5,6 +5,12 @@ repeats a recorded trial; a trial that was running when the power went is
 simply not recorded, and its index is used again.  Each trial gets a private
 scratch dir (deleted after judgement) and a seed derived from commit and
 index, so any trial can be re-run by hand.
+
+Each reproduction is recorded with what it saw (the probe's
+``extra["signature"]``) and the probe's own verdict (``extra["bug"]``), and
+evidence is counted against the runner's :attr:`TrialRunner.bug`: the
+failures that are this bug (docs/statistics.md, "Signatures: what counts as
+the bug").
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import time
 from pathlib import Path
 
 from bisect_driver.plugin.probe import Outcome, Probe, TrialContext, TrialResult
-from bisect_driver.probe.evidence import Evidence
+from bisect_driver.probe.evidence import BugSignature, Evidence
 from bisect_driver.store.disk import check_free
 from bisect_driver.store.journal import Journal, TrialRecord
+
+SIGNATURE_MAX = 200
+"""Signatures are one short line; a longer one from a plug-in is cut, not refused."""
 
 
 def trial_seed(commit: str, index: int) -> int:
@@ -37,6 +46,7 @@ class TrialRunner:
         hang_as: str = "inconclusive",
         scratch_root: Path | None = None,
         min_free: int = 0,
+        bug: BugSignature | None = None,
     ) -> None:
         self.journal = journal
         self.probe = probe
@@ -48,12 +58,33 @@ class TrialRunner:
         self.hang_as = hang_as
         self.scratch_root = scratch_root
         self.min_free = min_free
+        self._bug = bug
+
+    @property
+    def bug(self) -> BugSignature | None:
+        """Which reproductions count as the bug; None = every one the probe did not
+        itself call another failure.
+
+        The driver sets it once the reproducing end is known
+        (``runner.bug = BugSignature.from_trials(runner.records(end))``); from
+        then on :meth:`evidence` counts reproductions with another signature as
+        ``other``, never as the bug.  It changes only how recorded trials are
+        counted, never what is recorded, so it can be set, changed or cleared
+        at any time.
+        """
+        return self._bug
+
+    @bug.setter
+    def bug(self, bug: BugSignature | None) -> None:
+        if bug is not None and not isinstance(bug, BugSignature):
+            raise TypeError(f"bug must be a BugSignature or None, not {type(bug).__name__}")
+        self._bug = bug
 
     def records(self, commit: str) -> list[TrialRecord]:
         return self.journal.trials(commit, self.recipe_key, self.probe_key)
 
     def evidence(self, commit: str) -> Evidence:
-        return Evidence.from_trials(commit, self.records(commit), self.hang_as)
+        return Evidence.from_trials(commit, self.records(commit), self.hang_as, self.bug)
 
     def run(self, commit: str, artifact_dir: Path, count: int) -> list[TrialRecord]:
         """Run ``count`` more trials (``jobs`` at a time) and record them."""
@@ -91,6 +122,8 @@ class TrialRunner:
         return recorded
 
     def _record(self, ctx: TrialContext, result: TrialResult, started: float) -> TrialRecord:
+        signature = result.extra.get("signature")
+        verdict = result.extra.get("bug")
         rec = TrialRecord(
             commit=ctx.commit,
             idx=ctx.index,
@@ -102,6 +135,8 @@ class TrialRunner:
             seed=ctx.seed,
             detail=result.detail[:500],
             log_path=result.log_path,
+            signature=str(signature)[:SIGNATURE_MAX] if signature else None,
+            is_bug=verdict if isinstance(verdict, bool) else None,
         )
         self.journal.record_trial(self.recipe_key, self.probe_key, rec)
         return rec

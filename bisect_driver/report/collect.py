@@ -23,6 +23,7 @@ from bisect_driver.context import RunContext
 from bisect_driver.plugin.host import first_line
 from bisect_driver.report.model import (
     CandidateInfo,
+    ConfidenceBasis,
     Environment,
     EvidenceRow,
     PluginInfo,
@@ -66,7 +67,8 @@ def collect(ctx: RunContext) -> Report:
         terms=result.terms if result else None,
         confidence=confidence,
         confidence_method=how,
-        confirmed=bool(result and result.confirmed),
+        basis=basis_of(result),
+        confirmed=bool(result and result.confirmed and not result.unconfirmed),
         corrected=tuple(result.corrected) if result else (),
         contradiction=result.contradiction if result else None,
         checks=tuple(result.checks) if result else (),
@@ -132,14 +134,40 @@ def _evidence(
                 build_detail=build.detail if build else None,
                 build_seconds=build.duration if build else None,
                 fingerprint=build.fingerprint if build else None,
+                other=ev.other,
+                other_signatures=ev.other_signatures,
             )
         )
     rows.sort(key=lambda e: (e.position is None, e.position or 0))
     return tuple(rows)
 
 
+def basis_of(result: RunResult | None) -> ConfidenceBasis | None:
+    if result is None:
+        return None
+    return ConfidenceBasis(
+        floor=result.floor,
+        floor_source=result.floor_source,
+        near=result.near,
+        far=result.far,
+        drift=result.drift,
+        error_bound=result.error_bound,
+        unconfirmed=tuple(result.unconfirmed),
+    )
+
+
 def confidence_of(verdicts: Sequence[VerdictRecord], result: RunResult | None) -> tuple[float, str]:
     """The answer's confidence and how it was reached, in words for the report."""
+    if result is not None and result.unconfirmed:
+        return 0.0, "not claimed: " + "; ".join(result.unconfirmed)
+    if result is not None and result.confidence is not None and result.floor is not None:
+        return result.confidence, (
+            "1 - the error bound of the strict test of the answer's clean neighbour"
+            f" ({result.error_bound:.3g}, rounds of corrections included): a commit that"
+            f" carries the bug at a rate of at least {result.floor:.3g} (the floor,"
+            f" {result.floor_source}) would have reproduced there. The bisect's own steps"
+            " are soft; a wrong one is caught by this test and corrected."
+        )
     path = max(0.0, 1.0 - sum(v.error for v in verdicts if v.verdict in DECIDED))
     errors = result.confirm_errors if result else {}
     if result and result.confirmed and errors:

@@ -9,6 +9,28 @@ from bisect_driver.report.text import rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
 
 
+def _basis(report: Report) -> list[str]:
+    """The assumption, the floor, the rates next to the answer and far away, drift."""
+    b = report.basis
+    if b is None or b.floor is None:
+        return []
+    (k, n), (fk, fn) = b.near, b.far
+    out = [
+        f"- Assumption: one change of behaviour in the range, and every commit that carries"
+        f" the bug reproduces at a rate of at least **{b.floor:.3g}** (the floor:"
+        f" {b.floor_source}; `--min-rate` sets it).",
+        f"- Rate at the bug-carrying commit(s) next to the answer: {k}/{n}"
+        + (f" ({k / n:.2f})" if n else "")
+        + f"; at the far (reproducing) end: {fk}/{fn}"
+        + (f" ({fk / fn:.2f})." if fn else "."),
+    ]
+    if b.drift:
+        out.append(f"- **Drift:** {b.drift}.")
+    for why in b.unconfirmed:
+        out.append(f"- **Not confirmed:** {why}")
+    return [*out, ""]
+
+
 def render_md(report: Report) -> str:
     """The whole report.md text."""
     lines = ["# bisect-qemu report", "", verdict_paragraph(report), ""]
@@ -19,6 +41,7 @@ def render_md(report: Report) -> str:
         f"{report.confidence:.6f}: {report.confidence_method}",
         "",
     ]
+    lines += _basis(report)
     if report.corrected:
         which = ", ".join(f"`{c[:12]}`" for c in report.corrected)
         lines += [
@@ -93,6 +116,9 @@ def _evidence_line(e: EvidenceRow) -> str:
     """One table row; the note shows skip reasons and corrections, not routine reasons."""
     shows_reason = e.verdict in (Verdict.SKIP, None) or "corrected" in e.reason
     note = e.reason if shows_reason else ""
+    if e.other:
+        seen = "; ".join(s.replace("|", "\\|") for s in e.other_signatures[:3])
+        note = f"{note} {e.other} other failure(s), not counted: {seen}".strip()
     subj = e.subject.replace("|", "\\|")[:60]
     pos = "" if e.position is None else e.position
     return (

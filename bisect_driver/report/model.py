@@ -107,6 +107,9 @@ class EvidenceRow:
     build_detail: str | None = None
     build_seconds: float | None = None
     fingerprint: str | None = None
+    other: int = 0
+    """Reproductions whose signature is not the bug's ("other failures"): never counted."""
+    other_signatures: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +133,8 @@ class EvidenceRow:
             "build_detail": self.build_detail,
             "build_seconds": self.build_seconds,
             "fingerprint": self.fingerprint,
+            "other": self.other,
+            "other_signatures": list(self.other_signatures),
         }
 
 
@@ -211,6 +216,34 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class ConfidenceBasis:
+    """What the answer's confidence assumes and what the run measured to check it."""
+
+    floor: float | None
+    """The lowest rate a bug-carrying commit is assumed to reach; below it, no claim."""
+    floor_source: str
+    near: tuple[int, int]
+    """(reproduced, counted) at the bug-carrying neighbour(s) of the answer."""
+    far: tuple[int, int]
+    """(reproduced, counted) at the reproducing end."""
+    drift: str | None
+    error_bound: float | None
+    unconfirmed: tuple[str, ...]
+    """Why no confidence is claimed (exit 8); empty when the answer is confirmed."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "floor": self.floor,
+            "floor_source": self.floor_source,
+            "near": list(self.near),
+            "far": list(self.far),
+            "drift": self.drift,
+            "error_bound": self.error_bound,
+            "unconfirmed": list(self.unconfirmed),
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything one run's report says; built by report.collect, read by the renderers.
 
@@ -230,6 +263,9 @@ class Report:
     """git's (old, new) terms; None before the run stored a result."""
     confidence: float
     confidence_method: str
+    basis: ConfidenceBasis | None
+    """The floor, the rates next to the answer and at the far end, drift, and why an
+    answer is not confirmed; None for a run without a result yet."""
     confirmed: bool
     corrected: tuple[str, ...]
     contradiction: str | None
@@ -270,6 +306,7 @@ class Report:
             "terms": list(self.terms) if self.terms is not None else None,
             "confidence": self.confidence,
             "confidence_method": self.confidence_method,
+            "basis": self.basis.to_json() if self.basis else None,
             "confirmed": self.confirmed,
             "corrected": list(self.corrected),
             "contradiction": self.contradiction,

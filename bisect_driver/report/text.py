@@ -19,7 +19,10 @@ def verdict_paragraph(report: Report) -> str:
     if cand:
         merged = f", merged by `{cand.merged_by[:12]}`" if cand.merged_by else ""
         tag = f"; first release containing it: {cand.first_tag}" if cand.first_tag else ""
-        conf = "confirmed by retesting it and its parent" if report.confirmed else "not confirmed"
+        if report.confirmed:
+            conf = "confirmed by a strict retest of it and its parent"
+        else:
+            conf = "NOT confirmed: see Confidence"
         return (
             f'The bug was {what} by commit `{cand.commit}` ("{cand.subject}"){merged}'
             f"{tag}. It was found in {rng} ({report.range_size} commits) with {report.steps}"

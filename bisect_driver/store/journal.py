@@ -21,8 +21,10 @@ from typing import Any
 
 from bisect_driver.plugin.errors import JournalError
 
-SCHEMA_VERSION = 2
-"""2 added builds.attempts and builds.first_failure (a failed build is retried once)."""
+SCHEMA_VERSION = 3
+"""2 added builds.attempts and builds.first_failure (a failed build is retried once);
+3 added trials.signature and trials.is_bug (what a reproduction saw, and whether the
+probe itself called it the bug: docs/statistics.md, "Signatures: what counts as the bug")."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS trials(
     id INTEGER PRIMARY KEY, commit_sha TEXT NOT NULL, recipe_key TEXT NOT NULL,
     probe_key TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL,
     exit_status INTEGER, signal INTEGER, duration REAL, started REAL, seed INTEGER,
-    detail TEXT, log_path TEXT,
+    detail TEXT, log_path TEXT, signature TEXT, is_bug INTEGER,
     UNIQUE(commit_sha, recipe_key, probe_key, idx));
 CREATE TABLE IF NOT EXISTS verdicts(
     run_id TEXT NOT NULL, commit_sha TEXT NOT NULL, verdict TEXT NOT NULL,
@@ -80,6 +82,13 @@ class TrialRecord:
     seed: int | None
     detail: str
     log_path: str | None
+    signature: str | None = None
+    """What a reproduction saw (the probe's ``extra["signature"]``); None when it said nothing."""
+    is_bug: bool | None = None
+    """The probe's own verdict (``extra["bug"]``): False = another failure, never counted
+    as this bug; None = the probe gave none, so the signature is compared with the
+    reproducing end's.  A column of its own rather than a prefix on the signature, so
+    signatures stay comparable and a query can count other failures directly."""
 
 
 @dataclass
@@ -116,12 +125,18 @@ class Journal:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) == 1:
-                self._migrate_from_1()
             elif int(row[0]) != SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {path} has schema {row[0]}, this tool reads {SCHEMA_VERSION}"
-                )
+                version = int(row[0])
+                migrations = {1: self._migrate_from_1, 2: self._migrate_from_2}
+                if version not in migrations:
+                    raise JournalError(
+                        f"journal {path} has schema {row[0]}, this tool reads {SCHEMA_VERSION}"
+                    )
+                # One step at a time, each in its own transaction and each setting
+                # the version it reached: a crash between steps resumes from there.
+                while version < SCHEMA_VERSION:
+                    migrations[version]()
+                    version += 1
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"journal {path} is unreadable or corrupt: {exc}") from None
 
@@ -133,7 +148,21 @@ class Journal:
                 db.execute("ALTER TABLE builds ADD COLUMN attempts INTEGER DEFAULT 1")
             if "first_failure" not in cols:
                 db.execute("ALTER TABLE builds ADD COLUMN first_failure TEXT")
-            db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+            db.execute("UPDATE meta SET value='2' WHERE key='schema' AND value='1'")
+
+    def _migrate_from_2(self) -> None:
+        """Schema 2 -> 3: trials gain signature and is_bug; every record stays.
+
+        Old trials get NULL for both: no signature matches any bug, so the
+        evidence they gave is counted exactly as before.
+        """
+        with self.transaction() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(trials)").fetchall()}
+            if "signature" not in cols:
+                db.execute("ALTER TABLE trials ADD COLUMN signature TEXT")
+            if "is_bug" not in cols:
+                db.execute("ALTER TABLE trials ADD COLUMN is_bug INTEGER")
+            db.execute("UPDATE meta SET value='3' WHERE key='schema' AND value='2'")
 
     def close(self) -> None:
         self._db.close()
@@ -253,8 +282,8 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO trials(commit_sha, recipe_key, probe_key, idx, outcome, exit_status,"
-                " signal, duration, started, seed, detail, log_path)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                " signal, duration, started, seed, detail, log_path, signature, is_bug)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.commit,
                     recipe_key,
@@ -268,17 +297,35 @@ class Journal:
                     rec.seed,
                     rec.detail,
                     rec.log_path,
+                    rec.signature,
+                    None if rec.is_bug is None else int(rec.is_bug),
                 ),
             )
 
     def trials(self, commit: str, recipe_key: str, probe_key: str) -> list[TrialRecord]:
         rows = self._query(
             "SELECT commit_sha, idx, outcome, exit_status, signal, duration, started, seed,"
-            " detail, log_path FROM trials WHERE commit_sha=? AND recipe_key=? AND probe_key=?"
-            " ORDER BY idx",
+            " detail, log_path, signature, is_bug FROM trials"
+            " WHERE commit_sha=? AND recipe_key=? AND probe_key=? ORDER BY idx",
             (commit, recipe_key, probe_key),
         )
-        return [TrialRecord(*r) for r in rows]
+        return [
+            TrialRecord(
+                commit=r[0],
+                idx=r[1],
+                outcome=r[2],
+                exit_status=r[3],
+                signal=r[4],
+                duration=r[5],
+                started=r[6],
+                seed=r[7],
+                detail=r[8],
+                log_path=r[9],
+                signature=r[10],
+                is_bug=None if r[11] is None else bool(r[11]),
+            )
+            for r in rows
+        ]
 
     def trial_count(self, recipe_key: str | None = None, probe_key: str | None = None) -> int:
         if recipe_key is None:

@@ -16,7 +16,15 @@ from bisect_driver.build.builder import Builder, BuildOutcome
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.probe.trials import TrialRunner
 from bisect_driver.store.journal import Journal, VerdictRecord
-from bisect_driver.verdict.stats import Decision, Reference, Verdict, calibration_pays, decide
+from bisect_driver.verdict.stats import (
+    Decision,
+    Reference,
+    Verdict,
+    calibration_pays,
+    clean_trials_needed,
+    decide,
+    decide_strict,
+)
 
 
 @dataclass
@@ -26,6 +34,12 @@ class Policy:
     fp: float = 0.0
     max_trials: int = 200
     """Counted trials after which an undecided commit is skipped."""
+    floor: float | None = None
+    """None: a bisect step's soft test against the reference.  A rate: the
+    confirmation's strict test, CLEAN only if a bug at this rate would have shown."""
+    strict_alpha: float | None = None
+    """The confirmation's error target when its floor comes from the reference (calibrating
+    the reference then also shortens the strict test); None when --min-rate fixes it."""
 
     @property
     def max_attempts(self) -> int:
@@ -34,6 +48,12 @@ class Policy:
 
 
 ProgressFn = Callable[[str, Evidence, str], None]
+
+MAX_CAP_FACTOR = 10
+"""A step never runs more than this many times --max-trials."""
+
+CORRECTED = "corrected by confirmation"
+"""How a verdict the confirmation overturned starts its reason (bisect.confirm writes it)."""
 
 
 class CommitTester:
@@ -58,11 +78,30 @@ class CommitTester:
         """Expected CLEAN verdicts still to come (set by the driver from the range size)."""
 
     def reference_commit(self) -> str | None:
-        """The reproducing endpoint, whose trials are the reference for CLEAN verdicts."""
+        """The commit whose trials are the reference for a step's soft CLEAN verdict.
+
+        The reproducing endpoint, until the confirmation corrects a step: a commit that
+        looked clean but reproduced under the strict test carries the bug at a lower rate
+        than the far end (the rate drifts toward the change).  From then on the
+        lowest-rate such commit is the reference, so later steps near the change ask for
+        as many clean trials as that rate needs: new evidence only lowers the reference.
+        """
+        endpoint = None
+        lowest: tuple[float, str] | None = None
         for v in self.journal.verdicts(self.reference_run):
             if v.verdict == Verdict.BUG and v.reason == "endpoint":
-                return v.commit
-        return None
+                endpoint = v.commit
+            elif v.verdict == Verdict.BUG and v.reason.startswith(CORRECTED):
+                ev = self.runner.evidence(v.commit)
+                if ev.counted and ev.reproduced:
+                    rate = ev.reproduced / ev.counted
+                    if lowest is None or rate < lowest[0]:
+                        lowest = (rate, v.commit)
+        if endpoint is not None and lowest is not None:
+            ev = self.runner.evidence(endpoint)
+            if ev.counted and lowest[0] < ev.reproduced / ev.counted:
+                return lowest[1]
+        return endpoint
 
     def reference(self, exclude: str | None = None) -> Reference:
         """The reproducing endpoint's trials.
@@ -82,7 +121,9 @@ class CommitTester:
     def top_up_reference(self, ref: Reference) -> bool:
         """Run a batch at the reference endpoint if that saves trials overall."""
         commit = self.reference_commit()
-        if commit is None or not calibration_pays(ref, self.policy.alpha, self.clean_tests_left):
+        if commit is None or not calibration_pays(
+            ref, self.policy.alpha, self.clean_tests_left, strict_alpha=self.policy.strict_alpha
+        ):
             return False
         artifacts = self.builder.artifacts.lookup(commit)
         if artifacts is None:  # evicted: rebuilding would move the bisect's checkout
@@ -94,7 +135,25 @@ class CommitTester:
         self.run_batch(commit, artifacts)
         return True
 
+    def trial_cap(self, commit: str) -> int:
+        """Counted trials after which an undecided commit is a skip.
+
+        --max-trials, or for a step, twice what its soft test needs against the current
+        reference when that is more: after a correction lowered the reference (drift),
+        steps near the change may spend more trials rather than turn into skips.
+        """
+        cap = self.policy.max_trials
+        if self.policy.floor is None:
+            ref = self.reference(exclude=commit)
+            if ref.reproduced:
+                need = clean_trials_needed(ref, self.policy.alpha, limit=MAX_CAP_FACTOR * cap)
+                cap = max(cap, 2 * need)
+        return cap
+
     def decide(self, ev: Evidence, ref: Reference | None = None) -> Decision:
+        p = self.policy
+        if p.floor is not None:
+            return decide_strict(ev.reproduced, ev.counted, p.floor, p.alpha, p.fp)
         ref = self.reference(exclude=ev.commit) if ref is None else ref
         return decide(ev.reproduced, ev.counted, ref, self.policy.alpha, self.policy.fp)
 
@@ -118,15 +177,27 @@ class CommitTester:
         self.runner.run(commit, artifact_dir, count or self.runner.jobs)
         return self.runner.evidence(commit)
 
-    def with_alpha(self, run_id: str, alpha: float) -> CommitTester:
+    def with_alpha(
+        self,
+        run_id: str,
+        alpha: float,
+        floor: float | None = None,
+        max_trials: int | None = None,
+    ) -> CommitTester:
         """A tester for the same commits under another run id and error target
-        (confirmation): trials are shared, verdicts are kept apart."""
+        (confirmation): trials are shared, verdicts are kept apart.  With ``floor`` its
+        CLEAN verdicts are strict (see :class:`Policy`)."""
         other = CommitTester(
             run_id,
             self.journal,
             self.builder,
             self.runner,
-            Policy(alpha=alpha, fp=self.policy.fp, max_trials=self.policy.max_trials * 2),
+            Policy(
+                alpha=alpha,
+                fp=self.policy.fp,
+                max_trials=max_trials or self.policy.max_trials * 2,
+                floor=floor,
+            ),
             self.progress,
         )
         other.reference_run = self.reference_run
@@ -148,9 +219,15 @@ class CommitTester:
             self.progress(commit, ev, decision.verdict)
             if decision.verdict != Verdict.UNDECIDED:
                 return self.record(ev, decision.verdict, decision.error, "decided")
-            if ev.counted >= self.policy.max_trials or ev.trials >= self.policy.max_attempts:
+            cap = self.trial_cap(commit)
+            if ev.counted >= cap or ev.trials >= 2 * cap:
                 reason = f"undecided after {ev.counted} counted of {ev.trials} trials"
                 return self.record(ev, Verdict.SKIP, decision.error, reason)
-            if ev.reproduced == 0 and self.top_up_reference(self.reference(exclude=commit)):
+            soft = self.policy.floor is None
+            if (
+                soft
+                and ev.reproduced == 0
+                and self.top_up_reference(self.reference(exclude=commit))
+            ):
                 continue
             ev = self.run_batch(commit, built.artifact_dir)

@@ -28,6 +28,7 @@ with ``V`` the expected number of verdicts (``ceil(log2(range + 1)) + 2``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,7 +145,13 @@ MIN_REFERENCE_REPRODUCTIONS = 3
 """Below this the exact test can hardly ever say CLEAN: always calibrate further."""
 
 
-def calibration_pays(ref: Reference, alpha: float, clean_tests_left: float, look: int = 8) -> bool:
+def calibration_pays(
+    ref: Reference,
+    alpha: float,
+    clean_tests_left: float,
+    look: int = 8,
+    strict_alpha: float | None = None,
+) -> bool:
     """Should the reproducing endpoint get more reference trials?
 
     Yes while it has fewer than ``MIN_REFERENCE_REPRODUCTIONS``, and after that
@@ -163,7 +170,16 @@ def calibration_pays(ref: Reference, alpha: float, clean_tests_left: float, look
     after = (1 - frac) * clean_trials_needed(ref.plus(low, look), alpha) + frac * (
         clean_trials_needed(ref.plus(low + 1, look), alpha)
     )
-    return (now - after) * clean_tests_left > look
+    saved = (now - after) * clean_tests_left
+    if strict_alpha is not None:
+        # The floor is the reference's lower bound / FLOOR_FACTOR: a tighter bound makes
+        # the confirmation's strict test shorter too.
+        strict_now = strict_trials_needed(default_floor(ref), strict_alpha)
+        strict_after = (1 - frac) * strict_trials_needed(
+            default_floor(ref.plus(low, look)), strict_alpha
+        ) + frac * strict_trials_needed(default_floor(ref.plus(low + 1, look)), strict_alpha)
+        saved += strict_now - strict_after
+    return saved > look
 
 
 def per_verdict_alpha(confidence: float, verdicts: int) -> float:
@@ -176,6 +192,7 @@ def expected_verdicts(range_size: int) -> int:
     return math.ceil(math.log2(max(2, range_size + 1))) + 2
 
 
+@functools.lru_cache(maxsize=65536)
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson) confidence interval for a binomial rate."""
     if n == 0:
@@ -184,7 +201,7 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
     def solve(f: Callable[[float], float], target: float) -> float:  # f increases with p
         lo, hi = 0.0, 1.0
-        for _ in range(60):
+        for _ in range(40):
             mid = (lo + hi) / 2
             if f(mid) < target:
                 lo = mid
@@ -195,3 +212,82 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     lower = 0.0 if k == 0 else solve(lambda p: binom_tail_ge(k, n, p), tail)
     upper = 1.0 if k == n else solve(lambda p: binom_tail_ge(k + 1, n, p), 1.0 - tail)
     return (lower, upper)
+
+
+# -- Statistics v2: soft steps, one strict test against a floor --------------------------
+
+SOFT_ALPHA = 0.05
+"""Error target of a bisect step's CLEAN verdict.  Steps may be wrong: a wrong CLEAN
+sends git to a candidate that still carries the bug, which the strict confirmation
+catches (it reproduces) and corrects.  Only the confirmation's strict test spends the
+answer's error budget (docs/statistics.md, "Statistics v2")."""
+
+FLOOR_FACTOR = 6.0
+"""Default floor = (lower 95 % bound of the reproducing end's rate) / FLOOR_FACTOR: the
+commits next to the change may reproduce six times less often than the far end."""
+
+FLOOR_LEVEL = 0.95
+
+
+def binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return max(0.0, 1.0 - binom_tail_ge(k + 1, n, p))
+
+
+def lower_bound(k: int, n: int, level: float = FLOOR_LEVEL) -> float:
+    """One-sided lower confidence bound of a binomial rate (Clopper-Pearson)."""
+    lo, _hi = clopper_pearson(k, n, 1.0 - 2.0 * (1.0 - level))
+    return lo
+
+
+def upper_bound(k: int, n: int, level: float = FLOOR_LEVEL) -> float:
+    """One-sided upper confidence bound of a binomial rate (Clopper-Pearson)."""
+    _lo, hi = clopper_pearson(k, n, 1.0 - 2.0 * (1.0 - level))
+    return hi
+
+
+def default_floor(ref: Reference, factor: float = FLOOR_FACTOR) -> float:
+    """The lowest rate a bug-carrying commit is assumed to have, from the reference."""
+    return lower_bound(ref.reproduced, ref.trials) / factor
+
+
+def floor_p_value(k: int, n: int, floor: float) -> float:
+    """P-value of "this commit carries the bug at a rate >= floor" after k of n.
+
+    The binomial lower tail at the floor: for k = 0 it is (1 - floor)^n.  It holds
+    whatever the commit's true rate is, as long as it is at least the floor: the
+    assumption the report states."""
+    if n == 0:
+        return 1.0
+    return binom_cdf(k, n, floor)
+
+
+def decide_strict(k: int, n: int, floor: float, alpha: float, fp: float = 0.0) -> Decision:
+    """The confirmation's verdict: BUG on reproductions fp cannot explain, CLEAN only when
+    a bug at the floor rate would have shown with probability >= 1 - alpha."""
+    p_bug = bug_p_value(k, n, fp)
+    if p_bug <= alpha:
+        return Decision(Verdict.BUG, p_bug)
+    p_clean = floor_p_value(k, n, floor)
+    if p_clean <= alpha:
+        return Decision(Verdict.CLEAN, p_clean)
+    return Decision(Verdict.UNDECIDED, min(p_bug, p_clean))
+
+
+def strict_trials_needed(floor: float, alpha: float) -> int:
+    """Clean trials in a row a strict CLEAN verdict needs: ceil(ln alpha / ln(1 - floor))."""
+    if floor <= 0.0:
+        return 10**9
+    return max(1, math.ceil(math.log(alpha) / math.log1p(-floor)))
+
+
+def spent_alpha(delta: float, round_index: int) -> float:
+    """Error budget of the confirmation's strict test in round ``round_index`` (0-based).
+
+    Rounds halve their share (delta/2, delta/4, ...), so however many corrections a
+    run makes, the strict tests together spend at most delta (union bound)."""
+    return delta / 2.0 ** (round_index + 1)
