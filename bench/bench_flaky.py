@@ -95,7 +95,7 @@ def ours(repo, work: Path, confidence: float) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - t0
-    data = json.loads((report / "report.json").read_text()) if proc.returncode in (0, 1) else {}
+    data = json.loads((report / "report.json").read_text()) if proc.returncode in (0, 1, 8) else {}
     ends = {data.get("good"), data.get("bad")}
     ev = data.get("evidence", [])
     bug_end = [e for e in ev if e["commit"] in ends and e["verdict"] == "bug"]

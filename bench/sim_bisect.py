@@ -189,7 +189,7 @@ def run_v2(
     strict0 = None if min_rate else spent_alpha(delta, 0)
     ends = _endpoints(lab, case, SOFT_ALPHA, max_trials, strict0)
     if ends is None:
-        return Outcome(None, None, lab.trials, lab.commits)
+        return Outcome(None, None, lab.trials, lab.commits, why="ends alike")
     known: dict[int, Verdict] = {0: Verdict.BUG, case.n: Verdict.CLEAN}
 
     corrected: list[int] = []

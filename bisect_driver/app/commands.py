@@ -36,19 +36,25 @@ def _cache_dir(args: argparse.Namespace) -> Path:
     return Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir()
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue the latest (or --run-id) run with the settings it started with."""
-    from bisect_driver.app.driver import run
-    from bisect_driver.settings import RunPlan
+def _runs(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]]]:
+    """The cache dir and its runs (oldest first), only --run-id's when given."""
     from bisect_driver.store.journal import Journal
 
     cache_dir = _cache_dir(args)
     if not (cache_dir / "journal.sqlite3").exists():
-        raise UserError(f"no run to resume in {cache_dir}: nothing has run there yet")
-    journal = Journal(cache_dir / "journal.sqlite3")
-    runs = journal.runs()
+        raise UserError(f"no journal in {cache_dir}: nothing has run there yet")
+    runs = Journal(cache_dir / "journal.sqlite3").runs()
     if args.run_id:
         runs = [r for r in runs if r["run_id"] == args.run_id]
+    return cache_dir, runs
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue the latest (or --run-id) run with the settings it started with."""
+    from bisect_driver.app.driver import run
+    from bisect_driver.settings import RunPlan
+
+    cache_dir, runs = _runs(args)
     if not runs:
         raise UserError(f"no run to resume in {cache_dir}")
     plan = RunPlan.from_json(runs[-1]["settings"])
@@ -62,16 +68,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _select_run(args: argparse.Namespace) -> RunContext:
     from bisect_driver.context import context_for_run
-    from bisect_driver.store.journal import Journal
 
-    cache_dir = _cache_dir(args)
-    if not (cache_dir / "journal.sqlite3").exists():
-        raise UserError(f"no journal in {cache_dir}: nothing has run there yet")
-    journal = Journal(cache_dir / "journal.sqlite3")
-    runs = journal.runs()
-    if args.run_id:
-        runs = [r for r in runs if r["run_id"] == args.run_id]
-    elif args.good or args.bad:
+    cache_dir, runs = _runs(args)
+    if not args.run_id and (args.good or args.bad):
         runs = [
             r
             for r in runs

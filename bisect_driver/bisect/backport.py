@@ -10,7 +10,7 @@ from __future__ import annotations
 import git
 
 from bisect_driver.bisect.checks import Check, CheckStatus
-from bisect_driver.store.repo import Checkout
+from bisect_driver.store.repo import TOOL_IDENTITY, Checkout
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
@@ -40,14 +40,7 @@ def backport_checks(
     if not verify:
         repo.git.reset("--hard", "-q")
         return [applies, fixes]
-    env = {
-        "GIT_AUTHOR_NAME": "bisect-qemu",
-        "GIT_AUTHOR_EMAIL": "bisect-qemu@localhost",
-        "GIT_COMMITTER_NAME": "bisect-qemu",
-        "GIT_COMMITTER_EMAIL": "bisect-qemu@localhost",
-        "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
-    }
+    env = TOOL_IDENTITY
     with repo.git.custom_environment(**env):
         repo.git.commit("-q", "--no-verify", "-m", f"backport {candidate[:12]} onto {onto_name}")
     patched = repo.git.rev_parse("HEAD")

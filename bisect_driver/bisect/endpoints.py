@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.plugin.errors import EndpointError
-from bisect_driver.probe.evidence import Evidence
+from bisect_driver.probe.evidence import BugSignature, Evidence
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Reference, Verdict, bug_p_value, calibration_pays
 
@@ -33,6 +33,41 @@ class Endpoints:
 
 def ev_of(tester: CommitTester, sha: str) -> Evidence:
     return tester.runner.evidence(sha)
+
+
+def define_bug(tester: CommitTester, old: str, new: str) -> BugSignature | None:
+    """Which failures are the bug, from what the ends have shown so far.
+
+    The end that reproduces defines the bug; a failure at the other end with another
+    signature is then an "other failure" there, not a second reproducing end.  When
+    both ends fail and neither's failures match the other's, nothing tells which one
+    the user hunts: that is an error asking to name it (the command probe's
+    --signature)."""
+    runner = tester.runner
+    runner.bug = None
+    sig_old = BugSignature.from_trials(runner.records(old))
+    sig_new = BugSignature.from_trials(runner.records(new))
+    fails_old = runner.evidence(old).reproduced > 0
+    fails_new = runner.evidence(new).reproduced > 0
+    if fails_old and not fails_new:
+        return sig_old
+    if fails_new and not fails_old:
+        return sig_new
+    if not (fails_old and fails_new):
+        return None
+    runner.bug = sig_old
+    new_is_other = runner.evidence(new).reproduced == 0
+    runner.bug = sig_new
+    old_is_other = runner.evidence(old).reproduced == 0
+    runner.bug = None
+    if new_is_other and old_is_other:
+        raise EndpointError(
+            f"both ends fail, differently: old {old[:12]} shows"
+            f" {'; '.join(sorted(sig_old.signatures))}, new {new[:12]} shows"
+            f" {'; '.join(sorted(sig_new.signatures))}; name the bug you hunt"
+            " (the command probe's --signature REGEX)"
+        )
+    return None  # the same failure at both ends: "both ends reproduce" below
 
 
 def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: float) -> Endpoints:
@@ -63,6 +98,7 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
         return e.counted >= policy.max_trials or e.trials >= policy.max_attempts
 
     while True:
+        tester.runner.bug = define_bug(tester, old, new)
         eo, en = ev(old), ev(new)
         bug_old, bug_new = shows_bug(eo), shows_bug(en)
         if bug_old and bug_new:

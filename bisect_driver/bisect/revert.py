@@ -24,19 +24,11 @@ import git
 
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.store.repo import Checkout
+from bisect_driver.store.repo import TOOL_IDENTITY, Checkout
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
-FIXED_IDENTITY = {
-    "GIT_AUTHOR_NAME": "bisect-qemu",
-    "GIT_AUTHOR_EMAIL": "bisect-qemu@localhost",
-    "GIT_COMMITTER_NAME": "bisect-qemu",
-    "GIT_COMMITTER_EMAIL": "bisect-qemu@localhost",
-    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
-}
-"""Who and when the revert commit is made: fixed, so its id depends only on the trees."""
+FIXED_IDENTITY = TOOL_IDENTITY
 
 
 def revert_check_name(candidate: str, new_end: str) -> str:

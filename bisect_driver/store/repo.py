@@ -21,6 +21,17 @@ from bisect_driver.plugin.errors import UserError
 
 SHA_RE = re.compile(r"\b[0-9a-f]{40}\b")
 
+TOOL_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bisect-qemu",
+    "GIT_AUTHOR_EMAIL": "bisect-qemu@localhost",
+    "GIT_COMMITTER_NAME": "bisect-qemu",
+    "GIT_COMMITTER_EMAIL": "bisect-qemu@localhost",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+}
+"""Who and when the tool's own commits (backports, reverts) are made: fixed, so a commit's id
+depends only on its tree and parents, and a resumed run finds its build and trials again."""
+
 
 def open_user_repo(path: Path) -> git.Repo:
     """Open the user's repository (the working tree they run the tool in)."""

@@ -282,7 +282,10 @@ def strict_trials_needed(floor: float, alpha: float) -> int:
     """Clean trials in a row a strict CLEAN verdict needs: ceil(ln alpha / ln(1 - floor))."""
     if floor <= 0.0:
         return 10**9
-    return max(1, math.ceil(math.log(alpha) / math.log1p(-floor)))
+    n = max(1, math.ceil(math.log(alpha) / math.log1p(-floor)))
+    while n > 1 and floor_p_value(0, n - 1, floor) <= alpha:  # rounding of the logs
+        n -= 1
+    return n
 
 
 def spent_alpha(delta: float, round_index: int) -> float:
