@@ -38,6 +38,7 @@ from bisect_driver.verdict.stats import (  # noqa: E402
     decide_strict,
     default_floor,
     expected_verdicts,
+    lower_bound,
     per_verdict_alpha,
     spent_alpha,
     strict_trials_needed,
@@ -207,7 +208,6 @@ def run_v2(
         return _soft_judge(lab, i, reference_commit(), SOFT_ALPHA, max_trials, strict0)
 
     spent = 0.0
-    strict_known: dict[int, Verdict] = {}
     for attempt in range(MAX_CORRECTIONS + 1):
         res = _bisect(case, known, soft)
         if res is None:
@@ -216,9 +216,18 @@ def run_v2(
         floor = min_rate if min_rate is not None else default_floor(Reference(*lab.ev(0)))
         alpha = spent_alpha(delta, attempt)
         cap = max(max_trials * 2, strict_trials_needed(floor, alpha) + jobs)
-        if cand not in strict_known:
-            strict_known[cand] = _strict_judge(lab, cand, floor, alpha, cap)
-        v = strict_known[cand]
+        v = _strict_judge(lab, cand, floor, alpha, cap)
+        tested = floor
+        if v == Verdict.CLEAN:
+            # confirm.near_rate, the floor check, and the lowered floor
+            _measure_near(lab, bug, floor, cap)
+            k, n = lab.ev(bug)
+            if not n or upper_bound(k, n) < floor:
+                return Outcome(cand, None, lab.trials, lab.commits, why="near below floor")
+            tested = min(floor, lower_bound(k, n))
+            if tested < floor:
+                cap = max(max_trials * 2, strict_trials_needed(tested, alpha) + jobs)
+                v = _strict_judge(lab, cand, tested, alpha, cap)
         if v == Verdict.BUG:
             known[cand] = Verdict.BUG  # corrected; replay
             corrected.append(cand)
@@ -226,15 +235,21 @@ def run_v2(
             continue
         if v != Verdict.CLEAN:
             return Outcome(cand, None, lab.trials, lab.commits, why="strict undecided")
-        # the bug side: top up the neighbour for the near rate
-        while lab.ev(bug)[0] < NEAR_REPRODUCTIONS and lab.ev(bug)[1] < max_trials * 2:
-            lab.batch(bug)
-        k, n = lab.ev(bug)
-        if n and upper_bound(k, n) < floor:
-            return Outcome(cand, None, lab.trials, lab.commits, why="near below floor")
-        p = decide_strict(*lab.ev(cand), floor, alpha).error
+        p = decide_strict(*lab.ev(cand), tested, alpha).error
         return Outcome(cand, 1.0 - (spent + p), lab.trials, lab.commits)
     return Outcome(None, None, lab.trials, lab.commits, why="corrections exhausted")
+
+
+def _measure_near(lab: Lab, bug: int, floor: float, cap: int) -> None:
+    """confirm.near_rate: until the rate is known above or below the floor (or 10 seen)."""
+
+    def settled(k: int, n: int) -> bool:
+        if k < NEAR_REPRODUCTIONS:
+            return False
+        return k >= 10 or lower_bound(k, n) >= floor or upper_bound(k, n) < floor
+
+    while not settled(*lab.ev(bug)) and lab.ev(bug)[1] < cap:
+        lab.batch(bug)
 
 
 def _endpoints(

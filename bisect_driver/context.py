@@ -7,7 +7,6 @@ step rebuilt from the journal's stored plan is exactly the run that started it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +35,8 @@ class RunContext:
     checkout: Checkout | None = None
     plan: RunPlan | None = None
     progress: Progress = field(default_factory=Progress)
-    bug: BugSignature | None = None
-    """Which failures count as the bug (set once the reproducing end is known)."""
+    bug_end: str | None = None
+    """The reproducing end, whose failures define the bug (known once the ends are tested)."""
 
     @property
     def cache_dir(self) -> Path:
@@ -76,7 +75,7 @@ class RunContext:
 
     def runner(self) -> TrialRunner:
         s = self.settings
-        return TrialRunner(
+        runner = TrialRunner(
             self.journal,
             self.probe,
             self.recipe.key(),
@@ -86,19 +85,18 @@ class RunContext:
             hang_as=s.hang_as,
             scratch_root=self.cache_dir / "scratch",
             min_free=s.min_free,
-            bug=self.bug,
         )
+        runner.bug_end = self.bug_end
+        return runner
 
-    def define_bug(self, reproducing_end: str, runner: TrialRunner) -> BugSignature:
-        """The bug is what the reproducing end shows: its reproductions' signatures.
-
-        Stored as a journal event, so the step processes and a resumed run count the
-        same failures as the bug."""
+    def define_bug(self, reproducing_end: str, runner: TrialRunner) -> BugSignature | None:
+        """From now on the bug is what the reproducing end shows (all it has shown so far
+        and will show).  Stored as a journal event, so the step processes and a resumed run
+        count the same failures as the bug."""
         assert self.plan is not None
-        bug = BugSignature.from_trials(runner.records(reproducing_end))
-        self.journal.event(self.plan.run_id, BUG_EVENT, json.dumps(bug.to_json()))
-        self.bug = runner.bug = bug
-        return bug
+        self.journal.event(self.plan.run_id, BUG_EVENT, reproducing_end)
+        self.bug_end = runner.bug_end = reproducing_end
+        return runner.bug
 
     def tester(self, progress_fn: ProgressFn | None = None) -> CommitTester:
         s = self.settings
@@ -131,14 +129,14 @@ def context_for_run(cache_dir: Path, run_id: str) -> RunContext:
     ctx = RunContext(settings, journal, settings.make_recipe(), settings.make_probe(), plan=plan)
     ctx.user_repo = open_user_repo(Path(plan.repo))
     ctx.checkout = checkout_for(ctx.user_repo, cache_dir)
-    ctx.bug = stored_bug(journal, run_id)
+    ctx.bug_end = stored_bug_end(journal, run_id)
     return ctx
 
 
-BUG_EVENT = "bug-signature"
+BUG_EVENT = "bug-end"
 
 
-def stored_bug(journal: Journal, run_id: str) -> BugSignature | None:
-    """The run's bug signature, as defined when its ends were tested (None before)."""
+def stored_bug_end(journal: Journal, run_id: str) -> str | None:
+    """The run's reproducing end, whose failures define the bug (None before it is known)."""
     events = journal.events(run_id, BUG_EVENT)
-    return BugSignature.from_json(json.loads(events[-1][2])) if events else None
+    return events[-1][2] if events else None

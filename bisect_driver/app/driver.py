@@ -81,7 +81,7 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         journal.set_run(run_id, direction=str(ends.direction))
         bug_end = ends.old if ends.direction is Direction.FIX else ends.new
         bug = ctx.define_bug(bug_end, tester.runner)
-        if bug.signatures:
+        if bug is not None and bug.signatures:
             say(f"the bug is what {bug_end[:12]} shows: {'; '.join(sorted(bug.signatures))}")
         old_term, new_term = ends.terms
         say(

@@ -31,10 +31,12 @@ from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.gitbisect import BisectOutcome, GitBisect
 from bisect_driver.bisect.history import parents_in_range
+from bisect_driver.probe.evidence import Evidence
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.verdict.judge import CORRECTED, CommitTester
 from bisect_driver.verdict.stats import (
     Verdict,
+    lower_bound,
     spent_alpha,
     strict_trials_needed,
     upper_bound,
@@ -45,6 +47,9 @@ CONFIRM_FACTOR = 10
 MAX_CORRECTIONS = 12
 NEAR_REPRODUCTIONS = 3
 """Reproductions at the bug-carrying neighbour before its rate is reported."""
+NEAR_MAX_REPRODUCTIONS = 10
+"""Enough to pin the neighbour's rate within a factor of about 2.5 (95 %): past it the
+strict test's floor is lowered to the measured lower bound instead."""
 
 
 @dataclass
@@ -151,20 +156,38 @@ def corrected_log(log: str, commit: str, terms: tuple[str, str], new_verdict_is_
     return "\n".join(out) + "\n"
 
 
-def near_rate(tester: CommitTester, commits: list[str]) -> tuple[int, int]:
-    """Top up the bug-carrying neighbour(s) to NEAR_REPRODUCTIONS and return (k, n).
+def _undecided(conf: Confirmation) -> list[Check]:
+    return [c for c in conf.checks if c.status is CheckStatus.NOT_RUN]
+
+
+def near_rate(tester: CommitTester, commits: list[str], floor: float) -> tuple[int, int]:
+    """Measure the bug-carrying neighbour(s) until their rate is known to be above or below
+    the floor; return (k, n).
 
     The bisect stopped them at their first reproduction, which says nothing of their
-    rate; a few more tell whether the commits next to the change reproduce as often
-    as the far end (drift) and whether the floor assumption holds there."""
+    rate.  The answer's confidence assumes a bug-carrying commit next to the change
+    reproduces at least at the floor, so this commit, the one that does carry the bug
+    there, is tested until its 95 % lower bound is at least the floor (the assumption
+    holds here) or its 95 % upper bound is below it (it does not: inconclusive), at least
+    NEAR_REPRODUCTIONS reproductions, and at most the strict tester's trial cap."""
     k = n = 0
     for sha in commits:
         built = tester.build(sha)
         ev = tester.runner.evidence(sha)
+
+        def settled(e: Evidence) -> bool:
+            if e.reproduced < NEAR_REPRODUCTIONS:
+                return False
+            return (
+                e.reproduced >= NEAR_MAX_REPRODUCTIONS
+                or lower_bound(e.reproduced, e.counted) >= floor
+                or upper_bound(e.reproduced, e.counted) < floor
+            )
+
         while (
             built.ok
             and built.artifact_dir is not None
-            and ev.reproduced < NEAR_REPRODUCTIONS
+            and not settled(ev)
             and ev.counted < tester.policy.max_trials
             and ev.trials < tester.policy.max_attempts
         ):
@@ -204,24 +227,42 @@ def confirm_answer(
             f" (~{strict_trials_needed(floor, alpha)} clean trials)"
         )
         conf, wrong = retest(strict, direction, cand, parents)
-        rounds.append(conf.checks)
-        conf.rounds, conf.corrected, conf.floor, conf.spent = rounds, corrected, floor, spent
-        if wrong is None:
-            undecided = [c for c in conf.checks if c.status is CheckStatus.NOT_RUN]
-            if undecided:
+        tested = floor
+        if wrong is None and not _undecided(conf):
+            # The floor holds next to the change?  Measure the bug-carrying neighbour; a
+            # rate there below the floor (but not clearly) lowers the floor of this test.
+            bug_side = parents if direction is Direction.FIX else [cand]
+            near = near_rate(strict, bug_side, floor)
+            k, n = near
+            if not n or upper_bound(k, n) < floor:
+                conf.near, conf.floor, conf.spent = near, floor, spent
+                conf.rounds, conf.corrected = [*rounds, conf.checks], corrected
                 conf.inconclusive = (
-                    f"{undecided[0].name}: {undecided[0].detail} (a bug at the floor rate"
-                    f" {floor:.3g} needs ~{strict_trials_needed(floor, alpha)} clean trials)"
+                    f"the bug-carrying commits next to the change reproduce {k}/{n}"
+                    f" (at most {upper_bound(k, n):.3g}), below the floor {floor:.3g} the"
+                    " confidence assumes; set --min-rate lower (more trials) to decide"
                 )
                 return conf, outcome
-            bug_side = parents if direction is Direction.FIX else [cand]
-            conf.near = near_rate(strict, bug_side)
-            k, n = conf.near
-            if n and upper_bound(k, n) < floor:
+            tested = min(floor, lower_bound(k, n))
+            if tested < floor:
+                say(
+                    f"the rate next to the change is {k}/{n}: the strict test goes on at its"
+                    f" lower bound {tested:.3g} (~{strict_trials_needed(tested, alpha)} trials)"
+                )
+                clean_side = [cand] if direction is Direction.FIX else parents
+                for sha in clean_side:
+                    journal.delete_verdict(strict.run_id, sha)
+                strict = strict_tester(tester, run_id, alpha, tested)
+                conf, wrong = retest(strict, direction, cand, parents)
+            conf.near = near
+        rounds.append(conf.checks)
+        conf.rounds, conf.corrected, conf.floor, conf.spent = rounds, corrected, tested, spent
+        if wrong is None:
+            if _undecided(conf):
+                undecided = _undecided(conf)[0]
                 conf.inconclusive = (
-                    f"the bug-carrying commits next to the change reproduce at {k}/{n}"
-                    f" (95 % upper bound {upper_bound(k, n):.3g}), below the floor {floor:.3g}"
-                    " the confidence assumes; set --min-rate lower (more trials) to decide"
+                    f"{undecided.name}: {undecided.detail} (a bug at the floor rate"
+                    f" {tested:.3g} needs ~{strict_trials_needed(tested, alpha)} clean trials)"
                 )
             return conf, outcome
         main = journal.verdict(run_id, wrong)

@@ -59,6 +59,8 @@ class TrialRunner:
         self.scratch_root = scratch_root
         self.min_free = min_free
         self._bug = bug
+        self.bug_end: str | None = None
+        """The reproducing end: when set, the bug is whatever it has shown so far."""
 
     @property
     def bug(self) -> BugSignature | None:
@@ -71,7 +73,14 @@ class TrialRunner:
         ``other``, never as the bug.  It changes only how recorded trials are
         counted, never what is recorded, so it can be set, changed or cleared
         at any time.
+
+        With :attr:`bug_end` set, the bug is recomputed from the reproducing end's
+        trials at each use: a face of the bug the end shows later (the qcow2 crash
+        as an abort, as a corrupt image, as lost data) is the bug everywhere from
+        then on, not another failure because the end had not shown it yet.
         """
+        if self.bug_end is not None:
+            return BugSignature.from_trials(self.records(self.bug_end))
         return self._bug
 
     @bug.setter
@@ -79,6 +88,7 @@ class TrialRunner:
         if bug is not None and not isinstance(bug, BugSignature):
             raise TypeError(f"bug must be a BugSignature or None, not {type(bug).__name__}")
         self._bug = bug
+        self.bug_end = None
 
     def records(self, commit: str) -> list[TrialRecord]:
         return self.journal.trials(commit, self.recipe_key, self.probe_key)
