@@ -9,6 +9,7 @@ the confirmation loop in bisect.confirm, the checks in bisect.checks.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from bisect_driver.app.unattended import unattended
@@ -25,7 +26,7 @@ from bisect_driver.context import RunContext
 from bisect_driver.plugin.errors import Interrupted
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.report.write import write_report
-from bisect_driver.settings import Settings
+from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.verdict.judge import ProgressFn
 from bisect_driver.verdict.stats import FLOOR_FACTOR, Reference, default_floor, spent_alpha
 
@@ -63,7 +64,13 @@ def _run_locked(ctx: RunContext, started: float) -> int:
     journal, run_id = ctx.journal, ctx.plan.run_id
     journal.ensure_run(run_id, ctx.plan.to_json())
     resume_cmd = ctx.plan.command_line
-    ctx.plan = ctx.plan.__class__.from_json(journal.run_settings(run_id))  # the first start wins
+    # The first start's plan stays (how the ends were spelled, its command line), with this
+    # start's settings: the run id guarantees that what changes the result is the same,
+    # and what does not (--min-free, --jobs, --report-dir...) is the caller's to change
+    # on a rerun; the step processes read it from the journal.
+    first = RunPlan.from_json(journal.run_settings(run_id))
+    ctx.plan = dataclasses.replace(first, settings=ctx.plan.settings)
+    journal.set_run_settings(run_id, ctx.plan.to_json())
     plan, s = ctx.plan, ctx.settings
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     ctx.progress.log_path = ctx.run_dir / "driver.log"
@@ -113,6 +120,7 @@ def _run_locked(ctx: RunContext, started: float) -> int:
                     say,
                     floor,
                     1.0 - s.confidence,
+                    first_parent=s.first_parent,
                 )
         finally:
             checkout.bisect_reset()

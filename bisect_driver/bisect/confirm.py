@@ -209,6 +209,7 @@ def confirm_answer(
     say: Callable[[str], None],
     floor: float,
     delta: float,
+    first_parent: bool = False,
 ) -> tuple[Confirmation, BisectOutcome]:
     """Strictly retest the answer's clean neighbour; correct a misleading verdict and replay."""
     journal = tester.journal
@@ -221,6 +222,10 @@ def confirm_answer(
         strict = strict_tester(tester, run_id, alpha, floor)
         cand = outcome.candidates[0]
         parents = parents_in_range(repo, cand, old_end)
+        if first_parent:
+            # Only the first-parent line was bisected: a merge answer's other parents are
+            # the side branch, which may well carry the change already.
+            parents = parents[:1]
         say(
             f"confirming {cand[:12]} (parents {', '.join(x[:12] for x in parents)}):"
             f" strict test at floor rate {floor:.3g}, error <= {alpha:.2g}"

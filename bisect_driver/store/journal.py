@@ -190,6 +190,13 @@ class Journal:
                 (run_id, json.dumps(settings, sort_keys=True), time.time(), "started"),
             )
 
+    def set_run_settings(self, run_id: str, settings: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET settings=? WHERE run_id=?",
+                (json.dumps(settings, sort_keys=True), run_id),
+            )
+
     def run_settings(self, run_id: str) -> dict[str, Any]:
         rows = self._query("SELECT settings FROM runs WHERE run_id=?", (run_id,))
         if not rows:
