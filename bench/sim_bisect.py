@@ -235,8 +235,7 @@ def run_v2(
             continue
         if v != Verdict.CLEAN:
             return Outcome(cand, None, lab.trials, lab.commits, why="strict undecided")
-        p = decide_strict(*lab.ev(cand), tested, alpha).error
-        return Outcome(cand, 1.0 - (spent + p), lab.trials, lab.commits)
+        return Outcome(cand, 1.0 - delta, lab.trials, lab.commits)  # result.RunResult.of
     return Outcome(None, None, lab.trials, lab.commits, why="corrections exhausted")
 
 

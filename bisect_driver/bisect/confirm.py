@@ -71,6 +71,8 @@ class Confirmation:
     """(reproduced, counted) at the bug-carrying neighbour(s) of the answer."""
     inconclusive: str | None = None
     """Why the strict test could not decide, or the rate next to the change is below the floor."""
+    budget: float = 0.0
+    """delta: what the strict tests of all rounds together may spend (the claimed error)."""
 
     @property
     def confirmed(self) -> bool:
@@ -215,7 +217,7 @@ def confirm_answer(
     journal = tester.journal
     rounds: list[list[Check]] = []
     corrected: list[str] = []
-    conf = Confirmation()
+    conf = Confirmation(budget=delta)
     spent = 0.0
     for attempt in range(MAX_CORRECTIONS + 1):
         alpha = spent_alpha(delta, attempt)
@@ -232,6 +234,7 @@ def confirm_answer(
             f" (~{strict_trials_needed(floor, alpha)} clean trials)"
         )
         conf, wrong = retest(strict, direction, cand, parents)
+        conf.budget = delta
         tested = floor
         if wrong is None and not _undecided(conf):
             # The floor holds next to the change?  Measure the bug-carrying neighbour; a
@@ -259,6 +262,7 @@ def confirm_answer(
                     journal.delete_verdict(strict.run_id, sha)
                 strict = strict_tester(tester, run_id, alpha, tested)
                 conf, wrong = retest(strict, direction, cand, parents)
+                conf.budget = delta
             conf.near = near
         rounds.append(conf.checks)
         conf.rounds, conf.corrected, conf.floor, conf.spent = rounds, corrected, tested, spent

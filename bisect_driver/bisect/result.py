@@ -87,7 +87,10 @@ class RunResult:
             if c.gates and c.status is CheckStatus.FAIL
         ]
         if conf is not None and result.found and not result.unconfirmed:
-            result.confidence = 1.0 - conf.error
+            # Calibrated, not post hoc: the strict tests of all rounds together are wrong
+            # with probability <= delta, so a confirmed answer claims 1 - delta, whatever
+            # the round that ended it (its own p-value is kept in error_bound).
+            result.confidence = 1.0 - conf.budget
         return result
 
     @property

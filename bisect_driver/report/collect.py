@@ -162,8 +162,9 @@ def confidence_of(verdicts: Sequence[VerdictRecord], result: RunResult | None) -
         return 0.0, "not claimed: " + "; ".join(result.unconfirmed)
     if result is not None and result.confidence is not None and result.floor is not None:
         return result.confidence, (
-            "1 - the error bound of the strict test of the answer's clean neighbour"
-            f" ({result.error_bound:.3g}, rounds of corrections included): a commit that"
+            "1 - delta, the error budget of the strict tests of the answer's clean neighbour"
+            " (round t of corrections spends delta/2^(t+1), so all rounds together spend at"
+            f" most delta; this run's own bound: {result.error_bound:.3g}): a commit that"
             f" carries the bug at a rate of at least {result.floor:.3g} (the floor,"
             f" {result.floor_source}) would have reproduced there. The bisect's own steps"
             " are soft; a wrong one is caught by this test and corrected."
