@@ -17,7 +17,7 @@ from conftest import flaky_args, read_report
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bisect_driver.plugin.errors import EXIT_ENDPOINTS, EXIT_FOUND
+from bisect_driver.plugin.errors import EXIT_ENDPOINTS, EXIT_FOUND, EXIT_UNCONFIRMED
 from bisect_driver.verdict.stats import (
     Reference,
     Verdict,
@@ -114,9 +114,17 @@ def _run(cli, repo, tmp_path: Path, *extra: str):
 def test_fix_whose_preceding_commits_reproduce_at_a_sixth(make_flaky, cli, tmp_path: Path) -> None:
     repo = make_flaky(commits=48, change_at=40, rate=0.6, near_rate=0.1, near_span=30, seed=3)
     r, data = _run(cli, repo, tmp_path)
+    # The planted rates are timing shares of a real race: the measured near rate can land
+    # right at the floor, where "inconclusive" (exit 8, no claim) is a correct outcome too.
+    # What may never happen is a wrong commit, or a claim without confirmation.
+    assert r.out.strip() == repo.answer, r.err
+    assert data is not None
+    if r.status == EXIT_UNCONFIRMED:
+        assert data["confidence"] == 0.0
+        assert all(w.startswith("inconclusive") for w in data["basis"]["unconfirmed"]), data
+        return
     assert r.status == EXIT_FOUND, r.err
-    assert r.out.strip() == repo.answer
-    assert data is not None and data["confidence"] >= 0.99
+    assert data["confidence"] >= 0.99
     basis = data["basis"]
     assert basis["floor"] <= 0.1 and basis["far"][1] > 0 and basis["near"][1] > 0
     checks = {c["name"].split(" on ")[0]: c for c in data["checks"]}
