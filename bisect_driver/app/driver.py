@@ -99,13 +99,12 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log")
         step = step_command(ctx.cache_dir, run_id)
         confirmation: Confirmation | None = None
-        reference = tester.reference()
-        far = (reference.reproduced, reference.trials)
         try:
             bisect.start(plan.good, plan.bad, ends.terms, s.first_parent)
             outcome = bisect.run(step, ends.terms)
-            floor, floor_source = floor_of(s, tester.reference())
-            far = (tester.reference().reproduced, tester.reference().trials)
+            reference = tester.reference()  # after the steps' calibration: final
+            floor, floor_source = floor_of(s, reference)
+            far = (reference.reproduced, reference.trials)
             if not s.no_confirm and len(outcome.candidates) == 1:
                 say(f"floor rate {floor:.3g} ({floor_source})")
                 confirmation, outcome = confirm_answer(

@@ -65,7 +65,7 @@ class RunResult:
             bisect_log=bisect_log,
             wall_seconds=wall_seconds,
             checks=(list(conf.checks) if conf else []) + checks,
-            confirmed=bool(conf) and conf is not None and conf.confirmed,
+            confirmed=conf is not None and conf.confirmed,
             corrected=list(conf.corrected) if conf else [],
             confirmation_rounds=[list(r) for r in conf.rounds] if conf else [],
             confirm_errors=dict(conf.errors) if conf else {},

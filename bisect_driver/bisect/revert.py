@@ -28,8 +28,6 @@ from bisect_driver.store.repo import TOOL_IDENTITY, Checkout
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
-FIXED_IDENTITY = TOOL_IDENTITY
-
 
 def revert_check_name(candidate: str, new_end: str) -> str:
     return f"revert of {candidate[:12]} on the new end {new_end[:12]}"
@@ -107,7 +105,7 @@ def _make_revert(checkout: Checkout, candidate: str, new_end: str) -> str:
     if len(repo.commit(candidate).parents) > 1:
         args += ["-m", "1"]
     try:
-        with repo.git.custom_environment(**FIXED_IDENTITY):
+        with repo.git.custom_environment(**TOOL_IDENTITY):
             repo.git.revert(*args, candidate)
     except git.GitCommandError as exc:
         conflicts = str(repo.git.diff("--name-only", "--diff-filter=U")).split()
