@@ -35,6 +35,7 @@ from bisect_driver.verdict.stats import (  # noqa: E402
     calibration_pays,
     clean_trials_needed,
     decide,
+    decide_anchor,
     decide_strict,
     default_floor,
     expected_verdicts,
@@ -188,7 +189,7 @@ def run_v2(
     lab = Lab(case, rng, jobs)
     delta = 1.0 - confidence
     strict0 = None if min_rate else spent_alpha(delta, 0)
-    ends = _endpoints(lab, case, SOFT_ALPHA, max_trials, strict0)
+    ends = _endpoints(lab, case, SOFT_ALPHA, max_trials, strict0, spent_alpha(delta, 0))
     if ends is None:
         return Outcome(None, None, lab.trials, lab.commits, why="ends alike")
     known: dict[int, Verdict] = {0: Verdict.BUG, case.n: Verdict.CLEAN}
@@ -252,14 +253,24 @@ def _measure_near(lab: Lab, bug: int, floor: float, cap: int) -> None:
 
 
 def _endpoints(
-    lab: Lab, case: Case, alpha: float, max_trials: int, strict_alpha: float | None
+    lab: Lab,
+    case: Case,
+    alpha: float,
+    max_trials: int,
+    strict_alpha: float | None,
+    anchor_alpha: float = 1.0,
 ) -> bool | None:
-    """check_endpoints: the old end must reproduce, the new end look clean (soft)."""
+    """check_endpoints: the old end must reproduce, the new end be clean as an anchor
+    (stats.decide_anchor at ``anchor_alpha``; 1.0 = the soft test alone, as v1 had it)."""
     while True:
         k0, n0 = lab.ev(0)
         k1, n1 = lab.ev(case.n)
         if k0 > 0:
-            d = decide(k1, n1, Reference(k0, n0), alpha)
+            ref = Reference(k0, n0)
+            if anchor_alpha < 1.0:
+                d = decide_anchor(k1, n1, ref, min(alpha, anchor_alpha), cap=max_trials)
+            else:
+                d = decide(k1, n1, ref, alpha)
             if d.verdict == Verdict.CLEAN:
                 return True
             if d.verdict == Verdict.BUG or n1 >= max_trials:

@@ -105,6 +105,7 @@ class RunContext:
             fp=s.false_positive_rate,
             max_trials=s.max_trials,
             strict_alpha=None if s.min_rate else spent_alpha(1.0 - s.confidence, 0),
+            anchor_alpha=spent_alpha(1.0 - s.confidence, 0),
         )
         return CommitTester(
             self.run_id or "adhoc", self.journal, self.builder, self.runner(), policy, progress_fn

@@ -42,27 +42,22 @@ def cli(capsys):
     return run
 
 
+def tool_args(
+    path: Path, good: str, bad: str, cache: Path, build_cmd: str, artifacts: list[str]
+) -> list[str]:
+    """The command line a user would type for a generated project: shell recipe, command
+    probe ``./probe.sh``, two jobs."""
+    words = ["--repo", str(path), "--good", good, "--bad", bad, "--cache-dir", str(cache)]
+    words += ["--build-cmd", build_cmd]
+    for a in artifacts:
+        words += ["--artifact", a]
+    return [*words, "--probe-cmd", "./probe.sh", "--jobs", "2"]
+
+
 def flaky_args(repo: FlakyRepo, cache: Path, *extra: str) -> list[str]:
     """The command line a user would type for a generated repo."""
     return [
-        "--repo",
-        str(repo.path),
-        "--good",
-        repo.old,
-        "--bad",
-        repo.new,
-        "--cache-dir",
-        str(cache),
-        "--build-cmd",
-        "make -s",
-        "--artifact",
-        "flaky",
-        "--artifact",
-        "probe.sh",
-        "--probe-cmd",
-        "./probe.sh",
-        "--jobs",
-        "2",
+        *tool_args(repo.path, repo.old, repo.new, cache, "make -s", ["flaky", "probe.sh"]),
         *extra,
     ]
 

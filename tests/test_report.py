@@ -85,11 +85,15 @@ def test_planted_wrong_verdict_is_caught_by_confirmation_and_corrected(
     assert r.status == EXIT_FOUND, r.err
     data = read_report(report)
     assert data["candidate"]["commit"] == repo.answer
-    assert data["corrected"] == [mid]
-    first_round = data["confirmation_rounds"][0]
-    failed = [c["name"] for c in first_round if c["status"] == "FAIL"]
+    # The planted verdict is overturned; a soft step verdict may have been wrong by
+    # itself too (rate 0.4), and then it is corrected as well, in its own round.
+    assert mid in data["corrected"]
     side = "candidate" if direction == "fix" else "parent"
-    assert failed and failed[0].startswith(f"{side} {mid[:12]}")
+    failed = [
+        c["name"] for rnd in data["confirmation_rounds"] for c in rnd if c["status"] == "FAIL"
+    ]
+    assert any(name.startswith(f"{side} {mid[:12]}") for name in failed), failed
+    assert len(failed) == len(data["corrected"])
     assert all(c["status"] == "PASS" for c in data["confirmation_rounds"][-1])
     assert data["confirmed"]
     row = next(e for e in data["evidence"] if e["commit"] == mid)

@@ -33,6 +33,7 @@ from bisect_driver.bisect.gitbisect import BisectOutcome, GitBisect
 from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.store.journal import VerdictRecord
+from bisect_driver.store.repo import is_ancestor
 from bisect_driver.verdict.judge import CORRECTED, CommitTester
 from bisect_driver.verdict.stats import (
     Verdict,
@@ -146,16 +147,42 @@ def retest(
     return conf, bad
 
 
-def corrected_log(log: str, commit: str, terms: tuple[str, str], new_verdict_is_old: bool) -> str:
-    """The bisect log with ``commit``'s mark flipped to the corrected term."""
-    term = terms[0] if new_verdict_is_old else terms[1]
-    out = []
-    pattern = re.compile(rf"^git bisect ({re.escape(terms[0])}|{re.escape(terms[1])}) {commit}$")
+def corrected_log(
+    log: str,
+    commit: str,
+    terms: tuple[str, str],
+    new_verdict_is_old: bool,
+    is_ancestor: Callable[[str, str], bool],
+) -> tuple[str, list[str]]:
+    """The bisect log with ``commit``'s mark flipped to the corrected term, and the marks
+    the correction contradicts dropped; returns (log, the commits whose marks were dropped).
+
+    The history is assumed monotonic: a commit corrected to the old term makes every
+    ancestor old too, so a new-term mark on an ancestor (a soft verdict that was just as
+    wrong, typically in a stretch where the rate is low) can no longer stand; and a commit
+    corrected to the new term likewise contradicts old-term marks on its descendants.
+    Left in, they make `git bisect replay` fail ("was both good and bad")."""
+    old_term, new_term = terms
+    term = old_term if new_verdict_is_old else new_term
+    opposite = new_term if new_verdict_is_old else old_term
+    mark = re.compile(
+        rf"^git bisect ({re.escape(old_term)}|{re.escape(new_term)}) ([0-9a-f]{{40}})$"
+    )
+    out: list[str] = []
+    dropped: list[str] = []
     for line in log.splitlines():
-        if pattern.match(line):
+        m = mark.match(line)
+        if m and m.group(2) == commit:
             line = f"git bisect {term} {commit}"
+        elif m and m.group(1) == opposite:
+            sha = m.group(2)
+            implied = is_ancestor(sha, commit) if new_verdict_is_old else is_ancestor(commit, sha)
+            if implied:
+                if sha not in dropped:
+                    dropped.append(sha)
+                continue
         out.append(line)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n", dropped
 
 
 def _undecided(conf: Confirmation) -> list[Check]:
@@ -301,8 +328,20 @@ def confirm_answer(
         )
         journal.event(run_id, "corrected", f"{wrong} {main.verdict} -> {fresh.verdict}")
         is_old = direction.is_old(Verdict(fresh.verdict))
-        bisect.replay(corrected_log(outcome.log, wrong, direction.terms, is_old))
-        outcome = bisect.run(step, direction.terms)
+        log, dropped = corrected_log(
+            outcome.log, wrong, direction.terms, is_old, lambda a, b: is_ancestor(repo, a, b)
+        )
+        for sha in dropped:
+            # Judged again by the step (its trials are kept), against the lowered reference.
+            journal.delete_verdict(run_id, sha)
+            journal.event(run_id, "invalidated", f"{sha} contradicts the corrected {wrong}")
+        if dropped:
+            say(
+                f"the correction contradicts the verdicts of {len(dropped)} other commit(s)"
+                f" ({', '.join(x[:12] for x in dropped)}): they are judged again"
+            )
+        finished = bisect.replay(log, direction.terms)
+        outcome = finished or bisect.run(step, direction.terms)
         corrected.append(wrong)
         spent += alpha
         if len(outcome.candidates) != 1:

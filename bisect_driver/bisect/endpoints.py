@@ -4,6 +4,12 @@ Bug at the old end only = a fix hunt (git terms broken/fixed); at the new end
 only = a regression hunt (good/bad).  The reproducing end also becomes the
 *reference* for every later "clean" verdict, so it gets extra calibration
 trials while they pay for themselves (see verdict.calibration_pays).
+
+The ends anchor everything after them and are never re-tested, so the clean end's
+verdict is taken at the run's own error (delta / 2, not the steps' soft alpha) and only
+after enough trials that a failure half as frequent as the bug would have shown there
+(stats.anchor_trials): a fixed end that in truth fails differently is then caught as
+an ambiguous bug instead of silently turning the hunt around.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.plugin.errors import EndpointError
 from bisect_driver.probe.evidence import BugSignature, Evidence
 from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import Reference, Verdict, bug_p_value, calibration_pays
+from bisect_driver.verdict.stats import (
+    Reference,
+    Verdict,
+    anchor_trials,
+    bug_p_value,
+    calibration_pays,
+    clean_p_value,
+    decide_anchor,
+)
 
 
 @dataclass
@@ -35,20 +49,32 @@ def ev_of(tester: CommitTester, sha: str) -> Evidence:
     return tester.runner.evidence(sha)
 
 
-def define_bug(tester: CommitTester, old: str, new: str) -> BugSignature | None:
+class Pending:
+    """define_bug's answer while both ends fail differently and more trials may tell."""
+
+
+PENDING = Pending()
+
+
+def define_bug(
+    tester: CommitTester, old: str, new: str, alpha: float, cap: int
+) -> BugSignature | None | Pending:
     """Which failures are the bug, from what the ends have shown so far.
 
     The end that reproduces defines the bug; a failure at the other end with another
     signature is then an "other failure" there, not a second reproducing end.  When
-    both ends fail and neither's failures match the other's, nothing tells which one
-    the user hunts: that is an error asking to name it (the command probe's
-    --signature)."""
+    both ends fail and neither's failures match the other's, the more frequent failure
+    is the bug if the other end's is significantly rarer (exact test at ``alpha``: a rare
+    flake at the fixed end does not stop a hunt); if neither is, once both ends have run
+    the anchor's trials (stats.anchor_trials), nothing tells which one the user hunts:
+    that is an error asking to name it.  Until then: PENDING, test both ends more.
+    Which end failed *first* never decides: that was a coin toss."""
     runner = tester.runner
     runner.bug = None
     sig_old = BugSignature.from_trials(runner.records(old))
     sig_new = BugSignature.from_trials(runner.records(new))
-    fails_old = runner.evidence(old).reproduced > 0
-    fails_new = runner.evidence(new).reproduced > 0
+    eo, en = runner.evidence(old), runner.evidence(new)
+    fails_old, fails_new = eo.reproduced > 0, en.reproduced > 0
     if fails_old and not fails_new:
         return sig_old
     if fails_new and not fails_old:
@@ -60,14 +86,23 @@ def define_bug(tester: CommitTester, old: str, new: str) -> BugSignature | None:
     runner.bug = sig_new
     old_is_other = runner.evidence(old).reproduced == 0
     runner.bug = None
-    if new_is_other and old_is_other:
-        raise EndpointError(
-            f"both ends fail, differently: old {old[:12]} shows"
-            f" {'; '.join(sorted(sig_old.signatures))}, new {new[:12]} shows"
-            f" {'; '.join(sorted(sig_new.signatures))}; name the bug you hunt"
-            " (the command probe's --signature REGEX)"
-        )
-    return None  # the same failure at both ends: "both ends reproduce" below
+    if not (new_is_other and old_is_other):
+        return None  # the same failure at both ends: "both ends reproduce" below
+    ref_old, ref_new = Reference(eo.reproduced, eo.counted), Reference(en.reproduced, en.counted)
+    if clean_p_value(en.reproduced, en.counted, ref_old) <= alpha:
+        return sig_old
+    if clean_p_value(eo.reproduced, eo.counted, ref_new) <= alpha:
+        return sig_new
+    need = anchor_trials(ref_old if ref_old.rate >= ref_new.rate else ref_new, alpha, cap)
+    if min(eo.counted, en.counted) < need:
+        return PENDING
+    raise EndpointError(
+        f"both ends fail, differently: old {old[:12]} shows"
+        f" {'; '.join(sorted(sig_old.signatures))} ({eo.reproduced}/{eo.counted}), new"
+        f" {new[:12]} shows {'; '.join(sorted(sig_new.signatures))}"
+        f" ({en.reproduced}/{en.counted}); name the bug you hunt"
+        " (the command probe's --signature REGEX)"
+    )
 
 
 def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: float) -> Endpoints:
@@ -97,8 +132,20 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
     def exhausted(e: Evidence) -> bool:
         return e.counted >= policy.max_trials or e.trials >= policy.max_attempts
 
+    anchor_alpha = min(policy.alpha, policy.anchor_alpha or policy.alpha)
     while True:
-        tester.runner.bug = define_bug(tester, old, new)
+        bug = define_bug(tester, old, new, anchor_alpha, policy.max_trials)
+        if isinstance(bug, Pending):
+            for sha in (old, new):
+                if exhausted(ev(sha)):
+                    raise EndpointError(
+                        f"both ends fail, differently, and {sha[:12]} reached --max-trials:"
+                        " name the bug you hunt (the command probe's --signature REGEX)"
+                    )
+                tester.progress(sha, ev(sha), "testing")
+                tester.run_batch(sha, artifacts[sha])
+            continue
+        tester.runner.bug = bug
         eo, en = ev(old), ev(new)
         bug_old, bug_new = shows_bug(eo), shows_bug(en)
         if bug_old and bug_new:
@@ -110,7 +157,14 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
             bug_sha, clean_sha = (old, new) if bug_old else (new, old)
             bug_ev, clean_ev = (eo, en) if bug_old else (en, eo)
             ref = Reference(bug_ev.reproduced, bug_ev.counted)
-            decision = tester.decide(clean_ev, ref)
+            decision = decide_anchor(
+                clean_ev.reproduced,
+                clean_ev.counted,
+                ref,
+                anchor_alpha,
+                policy.fp,
+                policy.max_trials,
+            )
             if decision.verdict == Verdict.BUG:
                 raise EndpointError("both ends reproduce the bug: nothing to bisect")
             if decision.verdict == Verdict.CLEAN:

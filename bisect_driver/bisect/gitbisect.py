@@ -59,12 +59,21 @@ class GitBisect:
             args.append("--first-parent")
         repo.git.bisect(*args, new, old)
 
-    def replay(self, log_text: str) -> None:
-        """Restart from a (corrected) bisect log."""
+    def replay(self, log_text: str, terms: tuple[str, str]) -> BisectOutcome | None:
+        """Restart from a (corrected) bisect log; the outcome when the log alone decides.
+
+        A replay that already names the first new-term commit leaves HEAD on some commit
+        it tested earlier, and a `git bisect run` after it would test and mark that commit
+        again and go on bisecting from a finished state: so a finished replay must not be
+        followed by `run`."""
         self.checkout.bisect_reset()
         path = self.log_path.with_name("bisect-replay.log")
         path.write_text(log_text)
-        self.checkout.repo.git.bisect("replay", str(path))
+        output = self.checkout.repo.git.bisect("replay", str(path))
+        try:
+            return self._outcome(output, terms)
+        except BisectError:
+            return None  # not finished: `run` goes on
 
     def run(self, cmd: list[str], terms: tuple[str, str]) -> BisectOutcome:
         """`git bisect run CMD`; Ctrl-C / SIGTERM stop it and raise Interrupted."""

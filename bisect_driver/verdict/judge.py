@@ -40,6 +40,9 @@ class Policy:
     strict_alpha: float | None = None
     """The confirmation's error target when its floor comes from the reference (calibrating
     the reference then also shortens the strict test); None when --min-rate fixes it."""
+    anchor_alpha: float | None = None
+    """Error target of the endpoints' verdicts, which anchor the whole hunt (None: ``alpha``);
+    see stats.anchor_trials."""
 
     @property
     def max_attempts(self) -> int:

@@ -123,6 +123,37 @@ def decide(k: int, n: int, ref: Reference, alpha: float, fp: float = 0.0) -> Dec
     return Decision(Verdict.UNDECIDED, min(p_bug, p_clean))
 
 
+ANCHOR_SHARE = 0.5
+"""The clean end is tested until a failure half as frequent as the bug at the reproducing
+end would have shown there (endpoints.check_endpoints)."""
+
+
+def anchor_trials(ref: Reference, alpha: float, cap: int) -> int:
+    """Trials the clean end needs before its CLEAN verdict anchors a hunt.
+
+    The ends are the anchors of every later verdict, and nothing after them re-tests them:
+    a clean end that in truth fails (the bug at a low rate, or another failure that makes
+    the hunted bug ambiguous) corrupts the whole run, its direction included.  So the clean
+    end must have run ``n`` trials with ``(1 - ANCHOR_SHARE * rate)^n <= alpha``: a failure
+    half as frequent as the bug at the reproducing end would have shown with probability
+    ``1 - alpha``.  Capped at ``cap`` (--max-trials)."""
+    if ref.reproduced == 0 or ref.trials == 0:
+        return cap
+    q = min(ANCHOR_SHARE * ref.rate, 0.999999)
+    return min(cap, math.ceil(math.log(alpha) / math.log1p(-q)))
+
+
+def decide_anchor(
+    k: int, n: int, ref: Reference, alpha: float, fp: float = 0.0, cap: int = 200
+) -> Decision:
+    """The clean end's verdict: :func:`decide` at ``alpha``, CLEAN only after
+    :func:`anchor_trials`."""
+    d = decide(k, n, ref, alpha, fp)
+    if d.verdict == Verdict.CLEAN and n < anchor_trials(ref, alpha, cap):
+        return Decision(Verdict.UNDECIDED, d.error)
+    return d
+
+
 def clean_trials_needed(ref: Reference, alpha: float, limit: int = 100_000) -> int:
     """Clean trials in a row a CLEAN verdict needs against ``ref`` (``limit`` if never)."""
     if ref.reproduced == 0:
