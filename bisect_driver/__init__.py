@@ -6,8 +6,11 @@ The pipeline, one subpackage per stage, in the order a commit goes through it::
     probe/    artifacts -> trials, journalled (probe.trials, probe.evidence)
     verdict/  trials -> bug / clean / undecided / skip (verdict.stats, verdict.judge)
     bisect/   verdicts -> `git bisect run` -> the answer, confirmed and checked
-              (bisect.direction, endpoints, gitbisect, confirm, checks, backport, result)
-    report/   the answer -> report.json / .md / .html (report.model and its renderers)
+              (bisect.direction, endpoints, gitbisect, confirm, checks, revert)
+    backport/ the fix -> onto an old release: explained, a series, built, probed,
+              delivered as patches (fix hunts; backport.stage)
+    report/   the answer -> report.json / .md / .html (report.result, report.model and
+              its renderers)
 
 Around it: plugin/ (the layer recipes and probes import, beneath everything),
 store/ (journal, artifact cache, lock, disk guard, the tool-owned checkout),

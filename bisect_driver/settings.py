@@ -88,7 +88,10 @@ class Settings:
     first_parent: bool = False
     no_confirm: bool = False
     backport_onto: tuple[str, ...] = ()
-    verify_backport: bool = False
+    backport_patch: tuple[Path, ...] = ()
+    """Hand-made backports to verify onto each --backport-onto REF."""
+    verify_backport: bool = True
+    """Build and probe the backport series (the default; --no-verify-backport skips it)."""
     report_dir: Path | None = None
 
     def recipe_class(self) -> Any:
@@ -113,7 +116,7 @@ class Settings:
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [str(x) if isinstance(x, Path) else x for x in value]
             out[f.name] = value
         return out
 
@@ -126,6 +129,7 @@ class Settings:
             if values.get(name) is not None:
                 values[name] = Path(values[name])
         values["backport_onto"] = tuple(values.get("backport_onto") or ())
+        values["backport_patch"] = tuple(Path(x) for x in values.get("backport_patch") or ())
         recipe_cls = load_plugin("recipe", values.get("recipe", cls.recipe))
         probe_cls = load_plugin("probe", values.get("probe", cls.probe))
         values["recipe_options"] = options_from(

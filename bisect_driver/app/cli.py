@@ -220,7 +220,23 @@ def build_parser(command: str, recipe: str, probe: str) -> argparse.ArgumentPars
             help="check the candidate cherry-picks onto REF (repeatable; default: the old end)",
         )
         p.add_argument(
-            "--verify-backport", action="store_true", help="also build REF + candidate and probe it"
+            "--backport-patch",
+            action="append",
+            metavar="FILE",
+            help="verify a hand-made backport (a patch or an mbox series) onto each"
+            " --backport-onto REF: apply, build, probe (repeatable)",
+        )
+        p.add_argument(
+            "--verify-backport",
+            action="store_true",
+            default=None,
+            help="build and probe the backport series (the default)",
+        )
+        p.add_argument(
+            "--no-verify-backport",
+            dest="verify_backport",
+            action="store_false",
+            help="only find the backport series; do not build or probe it",
         )
     if command in ("build", "probe"):
         p.add_argument("ref", help="the commit to build")

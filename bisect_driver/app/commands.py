@@ -219,7 +219,8 @@ def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
         first_parent=bool(given.get("first_parent")),
         no_confirm=bool(given.get("no_confirm")),
         backport_onto=tuple(given.get("backport_onto") or ()),
-        verify_backport=bool(given.get("verify_backport")),
+        backport_patch=tuple(Path(x).resolve() for x in given.get("backport_patch") or ()),
+        verify_backport=given.get("verify_backport") is not False,
         report_dir=Path(given["report_dir"]) if given.get("report_dir") else None,
     )
 

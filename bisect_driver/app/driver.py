@@ -2,7 +2,7 @@
 
 build -> probe -> verdict happen per commit inside verdict.judge (called by
 the step script git runs); this module strings one run together and turns
-its :class:`~bisect_driver.bisect.result.RunResult` into the exit status.
+its :class:`~bisect_driver.report.result.RunResult` into the exit status.
 Validation lives in app.validate, signals and recovery in app.unattended,
 the confirmation loop in bisect.confirm, the checks in bisect.checks.
 """
@@ -14,17 +14,17 @@ import time
 
 from bisect_driver.app.unattended import unattended
 from bisect_driver.app.validate import prepare_run
-from bisect_driver.bisect.backport import backport_checks_for
+from bisect_driver.backport.stage import Backports, backport_stage
 from bisect_driver.bisect.checks import fingerprint_check
 from bisect_driver.bisect.confirm import Confirmation, confirm_answer, strict_tester
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.endpoints import check_endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
-from bisect_driver.bisect.result import RunResult
 from bisect_driver.bisect.revert import revert_check
 from bisect_driver.context import RunContext
 from bisect_driver.plugin.errors import Interrupted
 from bisect_driver.probe.evidence import Evidence
+from bisect_driver.report.result import RunResult
 from bisect_driver.report.write import write_report
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.verdict.judge import ProgressFn
@@ -125,22 +125,30 @@ def _run_locked(ctx: RunContext, started: float) -> int:
             checkout.bisect_reset()
         (ctx.run_dir / "bisect.log").write_text(outcome.log)
         checks = []
+        backports = Backports()
         if len(outcome.candidates) == 1:
             cand = outcome.candidates[0]
             checks.append(fingerprint_check(journal, ctx.repo(), ctx.recipe.key(), cand))
+            strict = strict_tester(tester, run_id, spent_alpha(1.0 - s.confidence, 0), floor)
             if not s.no_confirm:
                 say(f"revert check: {cand[:12]} reverted on the new end {plan.bad[:12]}")
-                strict = strict_tester(tester, run_id, spent_alpha(1.0 - s.confidence, 0), floor)
                 checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))
-            checks += backport_checks_for(
+            refs = list(s.backport_onto) or [plan.good_ref]
+            if ends.direction is Direction.FIX:
+                say(f"backport of {cand[:12]} onto {', '.join(refs)}")
+            backports = backport_stage(
                 checkout,
                 ctx.repo(),
-                strict_tester(tester, run_id),
+                strict,
                 ends.direction is Direction.FIX,
                 cand,
-                list(s.backport_onto) or [plan.good_ref],
+                refs,
+                list(s.backport_patch),
                 s.verify_backport,
+                s.report_dir or ctx.run_dir,
+                plan.command_line,
             )
+            checks += backports.checks
         result = RunResult.of(
             outcome.candidates,
             ends.terms,
@@ -150,6 +158,7 @@ def _run_locked(ctx: RunContext, started: float) -> int:
             checks,
             far=far,
             floor_source=floor_source,
+            backports=backports.results,
         )
         journal.set_run(run_id, status="done", result=result.to_json())
     except Interrupted:

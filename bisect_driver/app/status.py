@@ -12,9 +12,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from bisect_driver.bisect.result import RunResult
 from bisect_driver.context import RunContext
 from bisect_driver.progress import fmt_duration
+from bisect_driver.report.result import RunResult
 
 
 def print_status(ctx: RunContext) -> None:

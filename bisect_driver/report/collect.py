@@ -1,7 +1,7 @@
 """Build a run's :class:`~bisect_driver.report.model.Report` from the journal and git.
 
 Everything comes from the journal (plan, verdicts, trials, builds, the stored
-:class:`~bisect_driver.bisect.result.RunResult`) and the user's repository, so
+:class:`~bisect_driver.report.result.RunResult`) and the user's repository, so
 `bisect-qemu report` can regenerate the report at any time, also for a run
 that is still going or was interrupted.
 """
@@ -18,7 +18,6 @@ import git
 from bisect_driver.bisect.confirm import confirm_run_id
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.history import describe
-from bisect_driver.bisect.result import RunResult
 from bisect_driver.context import RunContext
 from bisect_driver.plugin.host import first_line
 from bisect_driver.report.model import (
@@ -31,6 +30,7 @@ from bisect_driver.report.model import (
     Statistics,
     Toolchain,
 )
+from bisect_driver.report.result import RunResult
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.verdict.stats import Verdict, clopper_pearson
@@ -93,6 +93,7 @@ def collect(ctx: RunContext) -> Report:
             toolchain=toolchain(),
         ),
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        backports=tuple(result.backports) if result else (),
     )
 
 

@@ -12,7 +12,7 @@ import html
 import json
 
 from bisect_driver.report.model import EvidenceRow, Report
-from bisect_driver.report.text import rate_cell, verdict_paragraph
+from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
 
 W, H = 900, 320
@@ -197,6 +197,7 @@ def render_html(report: Report, md: str) -> str:
                 for c in report.checks
             ],
         ),
+        *[f"<pre>{esc(chr(10).join(backport_lines(b)))}</pre>" for b in report.backports],
         "<h2>Evidence</h2>",
         _table(EVIDENCE_HEADERS, [_evidence_cells(e) for e in report.evidence]),
         "<h2>Environment</h2>",

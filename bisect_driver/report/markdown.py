@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bisect_driver.report.model import EvidenceRow, Report
-from bisect_driver.report.text import rate_cell, verdict_paragraph
+from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
 
 
@@ -56,6 +56,8 @@ def render_md(report: Report) -> str:
         lines.append(f"| {c.name} | {c.status} | {c.detail} |")
     if not report.checks:
         lines.append("| confirmation | not run | |")
+    for b in report.backports:
+        lines += ["", *backport_lines(b)]
     lines += [
         "",
         "## Evidence",

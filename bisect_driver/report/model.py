@@ -16,12 +16,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.checks import Check
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.history import CommitInfo
 from bisect_driver.verdict.stats import Verdict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """report.json's ``schema``; docs/report.md describes this version."""
 
 
@@ -288,6 +289,8 @@ class Report:
     environment: Environment
     generated: str
     """When the report was written (local time, for a person)."""
+    backports: tuple[BackportResult, ...] = ()
+    """Fix hunts: the backport onto each REF."""
 
     @property
     def resume_command(self) -> str:
@@ -327,6 +330,7 @@ class Report:
             "wall_seconds": self.wall_seconds,
             "environment": self.environment.to_json(),
             "generated": self.generated,
+            "backports": [b.to_json() for b in self.backports],
         }
 
 

@@ -7,6 +7,7 @@ cycle).  Both now import them from here, below them.
 
 from __future__ import annotations
 
+from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.report.model import EvidenceRow, Report
 
@@ -44,3 +45,47 @@ def rate_cell(row: EvidenceRow) -> str:
         return "-"
     lo, hi = row.rate_ci95
     return f"{row.rate:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def backport_lines(b: BackportResult) -> list[str]:
+    """The backport section for one REF: what applies, what was needed and why, what was
+    verified (trial counts and error bounds), and where the patches are."""
+    out = [f"## Backport onto {b.ref} (`{b.ref_sha[:12]}`)", ""]
+    out.append(
+        "The fix cherry-picks cleanly."
+        if b.direct
+        else "The fix alone does not apply (explained below)."
+    )
+    for e in b.explanations:
+        for h in e.hunks:
+            out.append(f"- `{e.commit[:12]}` hunk `{h.path}` {h.header}: needs lines it lacks:")
+            seen: dict[str, list[str]] = {}
+            for bl in h.blames:
+                seen.setdefault(f"`{bl.commit[:12]}` {bl.subject}", []).append(bl.line.strip())
+            for who, lines in seen.items():
+                shown = "; ".join(f"`{x}`" for x in lines[:3])
+                out.append(f"  - from {who}: {shown}")
+            if not h.blames:
+                out.append("  - no commit in the range brought them")
+        for sym in e.symbols:
+            where = f"`{sym.commit[:12]}` {sym.subject}" if sym.commit else "no commit found"
+            out.append(f"- `{e.commit[:12]}` uses `{sym.name}`, which it lacks: from {where}")
+    out += ["", f"Series: **{b.series_status}**. {b.series_detail}".rstrip()]
+    if b.series:
+        out += [""] + [
+            f"{i}. `{c.commit[:12]}` {c.subject}: {c.why}" for i, c in enumerate(b.series, 1)
+        ]
+    if b.trials:
+        out += ["", "| tree | commit | verdict | reproduced | error bound | expected |"]
+        out += ["|---|---|---|---:|---:|---|"]
+        out += [
+            f"| {t.label} | `{t.commit[:12]}` | {t.detail if t.verdict == 'skip' else t.verdict}"
+            f" | {t.reproduced}/{t.trials} | {t.error:.2g} | {t.expected} |"
+            for t in b.trials
+        ]
+    out += ["", f"Verified: **{'yes' if b.verified else 'no'}**. {b.verify_detail}".rstrip()]
+    for p in b.patches:
+        out += ["", f"Hand-made patch `{p.path}`: **{p.status}**: {p.detail}"]
+    if b.out_dir:
+        out += ["", f"Patches and the commands that reproduce this: `{b.out_dir}`"]
+    return out

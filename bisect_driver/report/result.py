@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.confirm import Confirmation
 from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
@@ -45,6 +46,8 @@ class RunResult:
     unconfirmed: list[str] = field(default_factory=list)
     """Why the answer is not claimed (exit 8): an inconclusive strict test, a rate below the
     floor, a contradiction, or a check that failed."""
+    backports: list[BackportResult] = field(default_factory=list)
+    """Fix hunts: the backport onto each REF (explained, series, verification)."""
 
     @classmethod
     def of(
@@ -57,6 +60,7 @@ class RunResult:
         checks: list[Check],
         far: tuple[int, int] = (0, 0),
         floor_source: str = "",
+        backports: list[BackportResult] | None = None,
     ) -> RunResult:
         conf = confirmation
         result = cls(
@@ -72,6 +76,7 @@ class RunResult:
             contradiction=conf.contradiction if conf else None,
             far=far,
             floor_source=floor_source,
+            backports=list(backports or []),
         )
         if conf is not None:
             result.floor, result.near = conf.floor, conf.near
@@ -127,6 +132,7 @@ class RunResult:
             "far": list(self.far),
             "drift": self.drift,
             "unconfirmed": list(self.unconfirmed),
+            "backports": [b.to_json() for b in self.backports],
         }
 
     @classmethod
@@ -153,6 +159,7 @@ class RunResult:
             far=_pair(data.get("far")),
             drift=data.get("drift"),
             unconfirmed=list(data.get("unconfirmed", [])),
+            backports=[BackportResult.from_json(b) for b in data.get("backports", [])],
         )
 
 
