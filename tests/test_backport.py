@@ -209,6 +209,11 @@ def test_a_fix_that_uses_a_helper_introduced_after_the_release(cli, tmp_path: Pa
     assert patches["bad.patch"]["trial"]["reproduced"] > 0
     assert check(data, "backport patch good.patch")["status"] == "PASS"
     assert check(data, "backport patch bad.patch")["status"] == "FAIL"
+    assert "reproduces" in patches["good.patch"]["detail"]  # REF itself, then REF + patch
+    out = Path(b["out_dir"])
+    assert (out / "verified-good.patch").read_text() == good.read_text()
+    assert not (out / "verified-bad.patch").exists()
+    assert "verified-good.patch" in (out / "VERIFY.md").read_text()
 
 
 def test_an_mbox_backport_and_no_series_verification(cli, tmp_path: Path) -> None:
@@ -267,3 +272,17 @@ def test_backport_dir_names_are_safe(name: str) -> None:
     from bisect_driver.backport.deliver import safe_name
 
     assert "/" not in safe_name(name) and safe_name(name)
+
+
+def test_used_symbols_skip_comments_and_strings() -> None:
+    from bisect_driver.backport.explain import Hunk, used_symbols
+
+    hunk = Hunk("a.c", [], "@@ -1,1 +1,3 @@", 1)
+    hunk.lines = [
+        " int x;",
+        '+    drain_all(); /* flush_queue would do */ puts("cancel_jobs now");',
+        "+    // wait_for_io() later",
+        "-    old_call();",
+    ]
+    assert used_symbols([hunk]) == ["drain_all", "puts"]
+    assert hunk.preimage() == [(1, "int x;"), (2, "    old_call();")]

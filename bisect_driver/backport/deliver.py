@@ -15,6 +15,7 @@ from pathlib import Path
 
 import git
 
+from bisect_driver.backport.apply import is_mbox
 from bisect_driver.backport.model import BackportResult
 from bisect_driver.backport.verify import describe
 
@@ -34,6 +35,10 @@ def deliver(
         repo.git.format_patch("-q", "-o", str(out), f"{result.ref_sha}..{head}")
         mbox = str(repo.git.format_patch("--stdout", f"{result.ref_sha}..{head}"))
         (out / "series.mbox").write_text(mbox + "\n")
+    for p in result.patches:
+        if p.status == "PASS":
+            # The verified hand-made backport is a deliverable too, beside the series.
+            shutil.copyfile(p.path, out / f"verified-{Path(p.path).name}")
     (out / "VERIFY.md").write_text(verify_text(result, out, command))
     return out
 
@@ -58,21 +63,34 @@ def verify_text(result: BackportResult, out: Path, command: str) -> str:
         lines += ["", f"Verified: {'yes' if result.verified else 'NO'}. {result.verify_detail}"]
     for p in result.patches:
         lines += ["", f"Hand-made patch {p.path}: **{p.status}**: {p.detail}"]
-    lines += ["", "## Reproduce", "", "By hand, in a clone of your repository:", "", "```sh"]
+    files = [out / "series.mbox"] if (out / "series.mbox").exists() else []
+    files += sorted(out.glob("verified-*"))
+    if not files:
+        lines += ["", "Nothing verified to reproduce: no series applies and no hand-made patch"]
+        lines += ["passed (see the report's backport section).", ""]
+        return "\n".join(lines)
     work = f"../backport-{safe_name(ref)}"
-    lines += [
-        f"git worktree add --detach {work} {shlex.quote(ref)}",
-        f"git -C {work} am {shlex.quote(str((out / 'series.mbox').resolve()))}",
-        f"bisect-qemu probe --repo {work} HEAD -n 60   # expect 0 reproduced",
-        f"bisect-qemu probe {shlex.quote(ref)} -n 60   # expect reproductions",
-        "```",
-        "",
-        "Or let bisect-qemu verify it again (builds and trials are cached):",
-        "",
-        "```sh",
-        f"{command} --backport-onto {shlex.quote(ref)}"
-        f" --backport-patch {shlex.quote(str((out / 'series.mbox').resolve()))}",
-        "```",
-        "",
-    ]
+    for f in files:
+        patch = shlex.quote(str(f.resolve()))
+        if is_mbox(f.read_text(errors="replace")):
+            apply = f"git -C {work} am {patch}"
+        else:
+            apply = f"git -C {work} apply --index {patch} && git -C {work} commit -qm backport"
+        lines += ["", f"## Reproduce: {f.name}", "", "By hand, in a clone of your repository:"]
+        lines += [
+            "",
+            "```sh",
+            f"git worktree add --detach {work} {shlex.quote(ref)}",
+            apply,
+            f"bisect-qemu probe --repo {work} HEAD -n 60   # expect 0 reproduced",
+            f"bisect-qemu probe {shlex.quote(ref)} -n 60   # expect reproductions",
+            "```",
+            "",
+            "Or let bisect-qemu verify it again (builds and trials are cached):",
+            "",
+            "```sh",
+            f"{command} --backport-onto {shlex.quote(ref)} --backport-patch {patch}",
+            "```",
+        ]
+    lines.append("")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 import git
 
 from bisect_driver.backport.deliver import deliver
-from bisect_driver.backport.model import BackportResult, PatchResult
+from bisect_driver.backport.model import BackportResult
 from bisect_driver.backport.series import find_series
 from bisect_driver.backport.verify import judge_tree, summary, verify_patch, verify_series
 from bisect_driver.bisect.checks import Check, CheckStatus
@@ -97,12 +97,7 @@ def one_ref(
         ref_trial = judge_tree(tester, ref, sha, Verdict.BUG)
     for path in patches:
         assert ref_trial is not None
-        if not ref_trial.ok:
-            result.patches.append(
-                PatchResult(str(path), "not run", f"{ref} itself does not reproduce the bug")
-            )
-            continue
-        result.patches.append(verify_patch(checkout, tester, ref, sha, path))
+        result.patches.append(verify_patch(checkout, tester, ref_trial, ref, path))
     return result, series.head
 
 

@@ -68,14 +68,17 @@ def verify_series(
 
 
 def verify_patch(
-    checkout: Checkout, tester: CommitTester, ref: str, ref_sha: str, path: Path
+    checkout: Checkout, tester: CommitTester, ref_trial: Trial, ref: str, path: Path
 ) -> PatchResult:
-    """``--backport-patch FILE``: apply onto REF, build, probe; PASS only when clean."""
+    """``--backport-patch FILE``: apply onto REF, build, probe.  PASS only when REF itself
+    reproduces (``ref_trial``) and REF + FILE is clean; the detail gives both."""
     name = str(path)
     if not path.is_file():
         return PatchResult(name, "not run", f"no such file: {path}")
+    if not ref_trial.ok:
+        return PatchResult(name, "not run", f"{ref} itself: {describe(ref_trial)}")
     try:
-        head = apply_patch_file(checkout, ref_sha, path)
+        head = apply_patch_file(checkout, ref_trial.commit, path)
     except DoesNotApply as exc:
         return PatchResult(name, "FAIL", f"{exc} onto {ref}")
     trial = judge_tree(tester, f"{ref} + {path.name}", head, Verdict.CLEAN)
@@ -85,4 +88,5 @@ def verify_patch(
         status = "FAIL"
     else:
         status = "not run"
-    return PatchResult(name, status, describe(trial), trial)
+    detail = f"{ref} {describe(ref_trial)}; {ref} + {path.name} {describe(trial)}"
+    return PatchResult(name, status, detail, trial)

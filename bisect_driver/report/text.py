@@ -51,11 +51,12 @@ def backport_lines(b: BackportResult) -> list[str]:
     """The backport section for one REF: what applies, what was needed and why, what was
     verified (trial counts and error bounds), and where the patches are."""
     out = [f"## Backport onto {b.ref} (`{b.ref_sha[:12]}`)", ""]
-    out.append(
+    out += [
         "The fix cherry-picks cleanly."
         if b.direct
-        else "The fix alone does not apply (explained below)."
-    )
+        else "The fix alone does not apply (explained below).",
+        "",
+    ]
     for e in b.explanations:
         for h in e.hunks:
             out.append(f"- `{e.commit[:12]}` hunk `{h.path}` {h.header}: needs lines it lacks:")
@@ -83,7 +84,8 @@ def backport_lines(b: BackportResult) -> list[str]:
             f" | {t.reproduced}/{t.trials} | {t.error:.2g} | {t.expected} |"
             for t in b.trials
         ]
-    out += ["", f"Verified: **{'yes' if b.verified else 'no'}**. {b.verify_detail}".rstrip()]
+    why = b.verify_detail or ("nothing to build: no series applies" if not b.trials else "")
+    out += ["", f"Series verified: **{'yes' if b.verified else 'no'}**. {why}".rstrip()]
     for p in b.patches:
         out += ["", f"Hand-made patch `{p.path}`: **{p.status}**: {p.detail}"]
     if b.out_dir:
