@@ -90,4 +90,4 @@ def backport_lines(b: BackportResult) -> list[str]:
         out += ["", f"Hand-made patch `{p.path}`: **{p.status}**: {p.detail}"]
     if b.out_dir:
         out += ["", f"Patches and the commands that reproduce this: `{b.out_dir}`"]
-    return out
+    return [line for i, line in enumerate(out) if line or i == 0 or out[i - 1]]
