@@ -268,7 +268,7 @@ def _endpoints(
         if k0 > 0:
             ref = Reference(k0, n0)
             if anchor_alpha < 1.0:
-                d = decide_anchor(k1, n1, ref, min(alpha, anchor_alpha), cap=max_trials)
+                d = decide_anchor(k1, n1, ref, alpha, anchor_alpha, cap=max_trials)
             else:
                 d = decide(k1, n1, ref, alpha)
             if d.verdict == Verdict.CLEAN:

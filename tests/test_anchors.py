@@ -47,7 +47,7 @@ def test_anchor_trials_would_show_a_failure_half_as_frequent(k: int, extra: int,
 @given(st.integers(1, 30), st.integers(0, 30), st.integers(0, 400))
 def test_the_clean_end_is_never_clean_before_its_anchor_trials(k: int, extra: int, n: int) -> None:
     ref = Reference(k, k + extra)
-    d = decide_anchor(0, n, ref, 0.005, cap=200)
+    d = decide_anchor(0, n, ref, 0.05, 0.005, cap=200)
     if d.verdict == Verdict.CLEAN:
         assert n >= anchor_trials(ref, 0.005, 200)
 

@@ -20,7 +20,20 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OPTION = re.compile(r"(?<![\w/-])(--[a-z][a-z0-9-]+)")
 BENCH = re.compile(r"bench/(\w+)\.py")
 # Options of other programs that the docs quote: git's, cc's and QEMU's configure's.
-FOREIGN = {"--porcelain", "--ignored", "--hard", "--python", "--cc", "--extra-cflags", "--version"}
+FOREIGN = {
+    "--porcelain",
+    "--ignored",
+    "--hard",
+    "--python",
+    "--cc",
+    "--extra-cflags",
+    "--version",
+    # git and patch options that docs/backport.md names
+    "--fuzz",
+    "--check",
+    "--reverse",
+    "--index",
+}
 FOREIGN_PREFIXES = ("--disable-", "--enable-", "--term-")
 
 

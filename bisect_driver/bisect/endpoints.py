@@ -5,11 +5,11 @@ only = a regression hunt (good/bad).  The reproducing end also becomes the
 *reference* for every later "clean" verdict, so it gets extra calibration
 trials while they pay for themselves (see verdict.calibration_pays).
 
-The ends anchor everything after them and are never re-tested, so the clean end's
-verdict is taken at the run's own error (delta / 2, not the steps' soft alpha) and only
-after enough trials that a failure half as frequent as the bug would have shown there
-(stats.anchor_trials): a fixed end that in truth fails differently is then caught as
-an ambiguous bug instead of silently turning the hunt around.
+The ends anchor everything after them and are never re-tested, so the clean end is
+CLEAN only after enough trials that a failure half as frequent as the bug would have
+shown there with probability 1 - delta/2 (stats.anchor_trials, stats.decide_anchor): a
+fixed end that in truth fails differently is then caught as an ambiguous bug instead of
+silently turning the hunt around.
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
                 clean_ev.reproduced,
                 clean_ev.counted,
                 ref,
+                policy.alpha,
                 anchor_alpha,
                 policy.fp,
                 policy.max_trials,
