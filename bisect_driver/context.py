@@ -21,6 +21,7 @@ from bisect_driver.progress import Progress
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import Journal
 from bisect_driver.store.repo import Checkout, checkout_for, open_user_repo
+from bisect_driver.store.runstatus import StatusFile
 from bisect_driver.verdict.judge import CommitTester, Policy, ProgressFn
 from bisect_driver.verdict.stats import SOFT_ALPHA, spent_alpha
 
@@ -50,6 +51,11 @@ class RunContext:
     def run_dir(self) -> Path:
         return self.cache_dir / "runs" / (self.run_id or "adhoc")
 
+    @property
+    def status_file(self) -> StatusFile:
+        """What the run is doing now, shared with its step processes and `status`."""
+        return StatusFile.of_run(self.run_dir)
+
     def repo(self) -> git.Repo:
         assert self.user_repo is not None, "this command opened no repository"
         return self.user_repo
@@ -71,6 +77,7 @@ class RunContext:
             cache_limit=s.cache_limit or None,
             min_free=s.min_free,
             progress=self.progress.line,
+            status=self.status_file,
         )
 
     def runner(self) -> TrialRunner:
@@ -85,6 +92,7 @@ class RunContext:
             hang_as=s.hang_as,
             scratch_root=self.cache_dir / "scratch",
             min_free=s.min_free,
+            status=self.status_file,
         )
         runner.bug_end = self.bug_end
         return runner

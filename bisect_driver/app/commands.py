@@ -8,12 +8,15 @@ commands (REF, -n, --force, ...) are read from the Namespace, and only here.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +109,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     ctx = make_context(settings_from(args))
     sha = resolve(ctx.repo(), args.ref)
-    with unattended(ctx.cache_dir, f"build {sha[:12]}", ctx.checkout, ctx.progress.line):
+    with (
+        unattended(ctx.cache_dir, f"build {sha[:12]}", ctx.checkout, ctx.progress.line),
+        heartbeat(ctx),
+    ):
         start = time.monotonic()
         out = ctx.builder.ensure(sha)
         took = time.monotonic() - start
@@ -134,7 +140,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     ctx = make_context(settings)
     sha = resolve(ctx.repo(), args.ref)
-    with unattended(ctx.cache_dir, f"probe {sha[:12]}", ctx.checkout, ctx.progress.line):
+    with (
+        unattended(ctx.cache_dir, f"probe {sha[:12]}", ctx.checkout, ctx.progress.line),
+        heartbeat(ctx),
+    ):
         built = ctx.builder.ensure(sha)
         if not built.ok or built.artifact_dir is None:
             raise UserError(f"{sha[:12]} does not build: {built.record.detail}")
@@ -169,6 +178,19 @@ def cmd_probe(args: argparse.Namespace) -> int:
         f" (95% CI {lo_all:.3f}-{hi_all:.3f})"
     )
     return 0
+
+
+@contextmanager
+def heartbeat(ctx: RunContext) -> Iterator[None]:
+    """`build` and `probe` of one commit: a line every ``$BISECT_QEMU_HEARTBEAT`` seconds
+    while the build or the trials run (a QEMU build is minutes of silence otherwise),
+    on a terminal too: these commands have no live view."""
+    from bisect_driver.progress import Heartbeat
+    from bisect_driver.store.runstatus import RunStatus
+
+    ctx.status_file.start(RunStatus(pid=os.getpid(), started=time.time()))
+    with Heartbeat(ctx.progress.line, ctx.status_file.read):
+        yield
 
 
 def cmd_guest(args: argparse.Namespace) -> int:

@@ -10,8 +10,11 @@ the confirmation loop in bisect.confirm, the checks in bisect.checks.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
 
+from bisect_driver.app.live import watch
 from bisect_driver.app.unattended import unattended
 from bisect_driver.app.validate import prepare_run
 from bisect_driver.backport.stage import Backports, backport_stage
@@ -27,8 +30,16 @@ from bisect_driver.probe.evidence import Evidence
 from bisect_driver.report.result import RunResult
 from bisect_driver.report.write import write_report
 from bisect_driver.settings import RunPlan, Settings
+from bisect_driver.store.repo import SHA_RE
+from bisect_driver.store.runstatus import PREPARING, RunStatus, VerdictLine
 from bisect_driver.verdict.judge import ProgressFn
-from bisect_driver.verdict.stats import FLOOR_FACTOR, Reference, default_floor, spent_alpha
+from bisect_driver.verdict.stats import (
+    FLOOR_FACTOR,
+    Reference,
+    Verdict,
+    default_floor,
+    spent_alpha,
+)
 
 
 def progress_fn(ctx: RunContext) -> ProgressFn:
@@ -37,8 +48,18 @@ def progress_fn(ctx: RunContext) -> ProgressFn:
             f"{status} {sha[:12]}: {ev.reproduced}/{ev.counted} reproduced,"
             f" {ev.inconclusive} inconclusive, {ev.errors} errors"
         )
+        if status in (Verdict.BUG, Verdict.CLEAN):  # the driver's own: strict tests, checks
+            line = VerdictLine(time.time(), sha, status, ev.reproduced, ev.counted)
+            ctx.status_file.add_verdict(
+                line, commit=sha, doing="decided", doing_since=time.time(), what=status
+            )
 
     return show
+
+
+def _short(ref: str) -> str:
+    """A ref for a title: a full SHA shortened, a name as it was given."""
+    return ref[:12] if SHA_RE.fullmatch(ref) else ref
 
 
 def floor_of(settings: Settings, reference: Reference) -> tuple[float, str]:
@@ -55,11 +76,14 @@ def run(settings: Settings, command_line: str | None = None) -> int:
     started = time.monotonic()
     ctx = prepare_run(settings, command_line)
     assert ctx.plan is not None
-    with unattended(ctx.cache_dir, f"run {ctx.plan.run_id}", ctx.checkout, ctx.progress.line):
-        return _run_locked(ctx, started)
+    with (
+        unattended(ctx.cache_dir, f"run {ctx.plan.run_id}", ctx.checkout, ctx.progress.line),
+        watch(ctx.progress, ctx.status_file) as live,
+    ):
+        return _run_locked(ctx, started, live)
 
 
-def _run_locked(ctx: RunContext, started: float) -> int:
+def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
     assert ctx.plan is not None
     journal, run_id = ctx.journal, ctx.plan.run_id
     journal.ensure_run(run_id, ctx.plan.to_json())
@@ -80,13 +104,37 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         f" recipe {ctx.recipe.name}, probe {ctx.probe.name}, cache {ctx.cache_dir}"
     )
     journal.set_run(run_id, status="running")
+    title = f"{_short(plan.good_ref)}..{_short(plan.bad_ref)} ({plan.range_size} commits)"
+    status = ctx.status_file
+    status.start(
+        RunStatus(
+            run_id=run_id,
+            pid=os.getpid(),
+            started=time.time(),
+            title=title,
+            phase="preparing the probe",
+            steps_left=math.ceil(math.log2((plan.range_size or 1) + 1)),
+            doing=PREPARING,
+            doing_since=time.time(),
+            what=f"probe {ctx.probe.name}",
+        )
+    )
     checkout = ctx.the_checkout()
     try:
+        say(f"preparing probe {ctx.probe.name}")
         ctx.probe.prepare(ctx.cache_dir)
+        status.update(phase="testing the ends", doing="prepared", doing_since=time.time())
         tester = ctx.tester(progress_fn(ctx))
         ends = check_endpoints(tester, plan.good, plan.bad, plan.expected_verdicts / 2)
         journal.set_run(run_id, direction=str(ends.direction))
         bug_end = ends.old if ends.direction is Direction.FIX else ends.new
+        for sha, ev in ((ends.old, ends.old_evidence), (ends.new, ends.new_evidence)):
+            verdict = Verdict.BUG if sha == bug_end else Verdict.CLEAN
+            line = VerdictLine(time.time(), sha, verdict, ev.reproduced, ev.counted, "endpoint")
+            status.add_verdict(
+                line, commit=sha, doing="decided", doing_since=time.time(), what="endpoint"
+            )
+        status.update(title=f"{title}, {ends.direction} hunt", phase="bisecting")
         bug = ctx.define_bug(bug_end, tester.runner)
         if bug is not None and bug.signatures:
             say(f"the bug is what {bug_end[:12]} shows: {'; '.join(sorted(bug.signatures))}")
@@ -96,16 +144,20 @@ def _run_locked(ctx: RunContext, started: float) -> int:
             f" ({ends.old_evidence.reproduced}/{ends.old_evidence.counted}),"
             f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
         )
-        bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log")
+        # With the live view on, the steps' lines come through its console, above the panel.
+        echo = ctx.progress.echo if live else None
+        bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log", echo=echo)
         step = step_command(ctx.cache_dir, run_id)
         confirmation: Confirmation | None = None
         try:
             bisect.start(plan.good, plan.bad, ends.terms, s.first_parent)
             outcome = bisect.run(step, ends.terms)
+            status.update(steps_left=0, commits_left=None, eta_at=None)
             reference = tester.reference()  # after the steps' calibration: final
             floor, floor_source = floor_of(s, reference)
             far = (reference.reproduced, reference.trials)
             if not s.no_confirm and len(outcome.candidates) == 1:
+                status.update(phase="confirming the answer", eta_at=None)
                 say(f"floor rate {floor:.3g} ({floor_source})")
                 confirmation, outcome = confirm_answer(
                     run_id,
@@ -128,6 +180,7 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         backports = Backports()
         if len(outcome.candidates) == 1:
             cand = outcome.candidates[0]
+            status.update(phase=f"checking {cand[:12]}", eta_at=None)
             checks.append(fingerprint_check(journal, ctx.repo(), ctx.recipe.key(), cand))
             strict = strict_tester(tester, run_id, spent_alpha(1.0 - s.confidence, 0), floor)
             if not s.no_confirm:
@@ -135,6 +188,7 @@ def _run_locked(ctx: RunContext, started: float) -> int:
                 checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))
             refs = list(s.backport_onto) or [plan.good_ref]
             if ends.direction is Direction.FIX:
+                status.update(phase=f"backport onto {', '.join(refs)}")
                 say(f"backport of {cand[:12]} onto {', '.join(refs)}")
             backports = backport_stage(
                 checkout,
@@ -163,12 +217,16 @@ def _run_locked(ctx: RunContext, started: float) -> int:
         journal.set_run(run_id, status="done", result=result.to_json())
     except Interrupted:
         journal.set_run(run_id, status="interrupted")
+        status.update(state="interrupted", eta_at=None)
         say(f"interrupted; every finished trial is saved. Resume with: {resume_cmd}")
         raise
     except BaseException:
         journal.set_run(run_id, status="failed")
+        status.update(state="failed", eta_at=None)
         raise
+    status.update(phase="writing the report", eta_at=None)
     files = write_report(ctx, s.report_dir or ctx.run_dir)
+    status.update(state="done", phase=f"done: {', '.join(c[:12] for c in result.candidates)}")
     cands = result.candidates
     if result.found:
         if result.unconfirmed:

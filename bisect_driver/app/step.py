@@ -4,6 +4,10 @@ It rebuilds the run from the journal (so it needs nothing but the cache dir
 and run id), judges the checked-out commit, and lets the hunt's
 :class:`~bisect_driver.bisect.direction.Direction` map the verdict onto git's
 exit codes.
+
+It keeps the run's shared status (store.runstatus) current: steps done and
+left, the ETA, and each verdict, for the driver's live view and heartbeat
+and for `bisect-qemu status`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from bisect_driver.plugin.errors import BisectError
 from bisect_driver.plugin.proc import kill_live_groups
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.progress import fmt_duration
+from bisect_driver.store.runstatus import VerdictLine
 from bisect_driver.verdict.stats import Verdict
 
 
@@ -77,7 +82,20 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         left = remaining(ctx.the_checkout().path, direction.terms)
         steps_left = math.ceil(math.log2(left + 1)) if left else 0
         started = time.monotonic()
-        eta = fmt_duration(step_eta(ctx.journal.events(run_id, "step"), steps_left))
+        steps = ctx.journal.events(run_id, "step")
+        eta_s = step_eta(steps, steps_left)
+        eta = fmt_duration(eta_s)
+        shared = ctx.status_file
+        shared.update(
+            commit=commit,
+            steps_done=len(steps),
+            steps_left=steps_left,
+            commits_left=left,
+            eta_at=time.time() + eta_s if eta_s is not None else None,
+        )
+        ctx.progress.line(
+            f"step {commit[:12]}: judging; ~{left} commits / ~{steps_left} steps left, ETA {eta}"
+        )
 
         def progress(sha: str, ev: Evidence, status: str) -> None:
             if status == Verdict.UNDECIDED and (ev.trials == 0 or ev.trials % 10):
@@ -93,6 +111,15 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         rec = tester.judge(commit)
         ctx.journal.event(run_id, "step", f"{commit} {rec.verdict} {rec.reproduced}/{rec.trials}")
         took = time.monotonic() - started
+        shared.add_verdict(
+            VerdictLine(time.time(), commit, rec.verdict, rec.reproduced, rec.trials, rec.reason),
+            commit=commit,
+            doing="decided",
+            doing_since=time.time(),
+            what=f"{rec.verdict} {rec.reproduced}/{rec.trials}",
+            steps_done=len(steps) + 1,
+            steps_left=max(0, steps_left - 1),
+        )
         ctx.progress.line(
             f"step {commit[:12]}: verdict {rec.verdict} ({rec.reproduced}/{rec.trials},"
             f" {rec.reason}) in {fmt_duration(took)}; ~{steps_left} steps left"

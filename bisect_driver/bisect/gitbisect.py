@@ -5,17 +5,26 @@ each commit it visits is judged by ``bisect-qemu step``, which answers with
 the exit codes git expects: 0 = old term, 1 = new term, 125 = skip, 255 =
 abort.  Every verdict is in the journal, so an interrupted bisect is simply
 started again: the commits already judged answer at once.
+
+The steps' stderr (their progress lines) goes straight to the user's stderr,
+unless an ``echo`` function is given: then it is piped and each line handed
+to it, so that a live view on the terminal prints it above itself instead of
+being drawn over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from bisect_driver.plugin.errors import BisectError, Interrupted
 from bisect_driver.plugin.proc import kill_group, register_group
@@ -45,9 +54,12 @@ def step_command(cache_dir: Path, run_id: str) -> list[str]:
 
 
 class GitBisect:
-    def __init__(self, checkout: Checkout, log_path: Path) -> None:
+    def __init__(
+        self, checkout: Checkout, log_path: Path, echo: Callable[[str], None] | None = None
+    ) -> None:
         self.checkout = checkout
         self.log_path = log_path
+        self.echo = echo
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self, old: str, new: str, terms: tuple[str, str], first_parent: bool) -> None:
@@ -88,6 +100,7 @@ class GitBisect:
 
         old_handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
         registered = None
+        pump: threading.Thread | None = None
         try:
             with open(self.log_path, "a") as log:
                 self._proc = subprocess.Popen(
@@ -95,10 +108,16 @@ class GitBisect:
                     cwd=self.checkout.path,
                     env=env,
                     stdout=subprocess.PIPE,
-                    stderr=None,  # the steps' progress lines go straight to the user
+                    # the steps' progress lines: straight to the user, or through echo
+                    stderr=None if self.echo is None else subprocess.PIPE,
                     text=True,
                     start_new_session=True,
                 )
+                if self.echo is not None:
+                    pump = threading.Thread(
+                        target=_pump, args=(self._proc.stderr, self.echo), daemon=True
+                    )
+                    pump.start()
                 # git and its step run in a session of their own: if the driver is
                 # killed with -9 they would go on writing trials beside a resumed run,
                 # so the next run must be able to find and reap them.
@@ -118,6 +137,8 @@ class GitBisect:
                 if registered is not None:
                     registered.unlink(missing_ok=True)
             self._proc = None
+            if pump is not None:
+                pump.join(timeout=5)
         output = "".join(chunks)
         if interrupted:
             raise Interrupted("interrupted")
@@ -137,6 +158,15 @@ class GitBisect:
             return BisectOutcome(SHA_RE.findall(m.group(1)), log, output, skipped_from_log(log))
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise BisectError(f"git bisect run did not converge: {tail}")
+
+
+def _pump(stream: IO[str] | None, echo: Callable[[str], None]) -> None:
+    """Hand each line of a child's stderr to ``echo`` until the child closes it."""
+    if stream is None:
+        return
+    for line in stream:
+        with contextlib.suppress(Exception):  # keep draining, or the child blocks
+            echo(line.rstrip("\n"))
 
 
 def skipped_from_log(log: str) -> list[str]:

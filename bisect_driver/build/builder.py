@@ -28,6 +28,7 @@ from bisect_driver.store.artifacts import ArtifactCache
 from bisect_driver.store.disk import check_free
 from bisect_driver.store.journal import BuildRecord, Journal
 from bisect_driver.store.repo import Checkout
+from bisect_driver.store.runstatus import BUILDING, StatusFile
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Builder:
         cache_limit: int | None = None,
         min_free: int = 0,
         progress: Callable[[str], None] | None = None,
+        status: StatusFile | None = None,
     ) -> None:
         self.journal = journal
         self.recipe = recipe
@@ -63,6 +65,9 @@ class Builder:
         self.build_dir = cache_dir / "builds" / self.key
         self.min_free = min_free
         self.say = progress or (lambda _line: None)
+        self.status = status
+        """The run's shared status: what is being built since when, and its log (the
+        live view and the heartbeat read the last make target from it)."""
 
     def ensure(self, commit: str) -> BuildOutcome:
         """Artifacts of ``commit``: from the cache, or built now (never built twice)."""
@@ -82,6 +87,10 @@ class Builder:
         self.checkout.checkout(commit)
         start = time.monotonic()
         self.say(f"building {commit[:12]} ({self.recipe.name})")
+        if self.status is not None:
+            self.status.update(
+                commit=commit, doing=BUILDING, doing_since=time.time(), what=self.recipe.name
+            )
         result, staging, log_path = self._attempt(commit, 1)
         first_failure = None
         attempts = 1
@@ -121,6 +130,14 @@ class Builder:
             f"built {commit[:12]}: {result.status} in {duration:.0f}s"
             + (f" (attempt {attempts})" if attempts > 1 else "")
         )
+        if self.status is not None:
+            ok = result.status == BuildStatus.OK
+            self.status.update(
+                doing="built" if ok else "build failed",
+                doing_since=time.time(),
+                what=f"{result.status} in {duration:.0f}s",
+                build_log=None,
+            )
         if result.status == BuildStatus.OK:
             final = self.artifacts.commit_staging(commit, staging)
             self.journal.record_build(record)
@@ -135,6 +152,8 @@ class Builder:
         self.build_dir.mkdir(parents=True, exist_ok=True)
         suffix = "" if attempt == 1 else f".attempt{attempt}"
         log_path = self.log_dir / f"build-{commit[:12]}{suffix}.log"
+        if self.status is not None:
+            self.status.update(build_log=str(log_path))
         ctx = BuildContext(
             commit=commit,
             source_dir=self.checkout.path,

@@ -25,6 +25,7 @@ from bisect_driver.plugin.probe import Outcome, Probe, TrialContext, TrialResult
 from bisect_driver.probe.evidence import BugSignature, Evidence
 from bisect_driver.store.disk import check_free
 from bisect_driver.store.journal import Journal, TrialRecord
+from bisect_driver.store.runstatus import TRIALS, StatusFile
 
 SIGNATURE_MAX = 200
 """Signatures are one short line; a longer one from a plug-in is cut, not refused."""
@@ -47,6 +48,7 @@ class TrialRunner:
         scratch_root: Path | None = None,
         min_free: int = 0,
         bug: BugSignature | None = None,
+        status: StatusFile | None = None,
     ) -> None:
         self.journal = journal
         self.probe = probe
@@ -61,6 +63,8 @@ class TrialRunner:
         self._bug = bug
         self.bug_end: str | None = None
         """The reproducing end: when set, the bug is whatever it has shown so far."""
+        self.status = status
+        """The run's shared status: trials on which commit, how many, how they went."""
 
     @property
     def bug(self) -> BugSignature | None:
@@ -121,6 +125,7 @@ class TrialRunner:
                 )
             )
         started = time.time()
+        self._show(commit, batch=count, batch_since=started)
         try:
             results = self.probe.run_batch(contexts, self.jobs)
         finally:
@@ -129,7 +134,28 @@ class TrialRunner:
         for ctx, result in zip(contexts, results, strict=True):
             rec = self._record(ctx, result, started)
             recorded.append(rec)
+        self._show(commit, batch=0, batch_since=None)
         return recorded
+
+    def _show(self, commit: str, **batch: object) -> None:
+        """Tell the run's status about the trials on ``commit`` (counted as the run counts
+        them: reproductions of another failure are "other")."""
+        if self.status is None:
+            return
+        ev = self.evidence(commit)
+        current = self.status.read()
+        since = time.time()
+        if current is not None and current.commit == commit and current.doing == TRIALS:
+            since = current.doing_since or since  # one commit's batches are one activity
+        self.status.update(
+            commit=commit,
+            doing=TRIALS,
+            doing_since=since,
+            trials_done=ev.trials,
+            reproduced=ev.reproduced,
+            other=ev.other,
+            **batch,
+        )
 
     def _record(self, ctx: TrialContext, result: TrialResult, started: float) -> TrialRecord:
         signature = result.extra.get("signature")
