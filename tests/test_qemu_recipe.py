@@ -901,3 +901,43 @@ def test_todays_gcc_rejects_the_parenthesised_atr_initializer(tmp_path: Path) ->
         assert (res.returncode == 0) is ok, res.stderr
         if not ok:
             assert "initializer element is not constant" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "option", "expected"),
+    [
+        ("  --disable-sdl) sdl=no\n  ;;\n", "--disable-sdl", True),
+        ("  --target-list=*|--disable-werror|--disable-vnc) ;;\n", "--disable-vnc", True),
+        ("  --audio-drv-list=*) audio_drv_list=...\n", "--audio-drv-list=", True),
+        ("  --disable-sdl-image) ;;\n", "--disable-sdl", False),
+        ("echo --disable-sdl)\n", "--disable-sdl", False),
+        ("", "--disable-virtfs", False),
+    ],
+)
+def test_trims_apply_only_where_configure_accepts_them(text: str, option: str, expected: bool):
+    from build_recipes.qemu.trim import accepted
+
+    assert accepted(text, option) is expected
+
+
+def test_trim_table_never_touches_the_block_layer_or_the_tools() -> None:
+    from build_recipes.qemu.trim import TRIMS
+
+    forbidden = ("linux-aio", "curl", "rbd", "iscsi", "tools", "kvm", "tcg", "system", "block")
+    assert not [t.option for t in TRIMS if any(word in t.option for word in forbidden)]
+
+
+def test_trim_is_on_by_default_and_changes_the_key() -> None:
+    base = RECIPE.from_args(parse())
+    assert base.options.trim
+    assert RECIPE.from_args(parse("--no-trim")).key() != base.key()
+
+
+@needs_gcc_make
+@needs_lib2to3
+def test_trimmed_build_passes_what_this_configure_accepts(fake: FakeQemu) -> None:
+    assert recipe().build(fake.ctx()).status is BuildStatus.OK
+    assert "--disable-vnc" in (fake.build_dir / "config-host.mak").read_text()
+    assert "--disable-sdl" not in (fake.build_dir / "config-host.mak").read_text()
+    assert recipe(trim=False).build(fake.ctx()).status is BuildStatus.OK
+    assert "--disable-vnc" not in (fake.build_dir / "config-host.mak").read_text()

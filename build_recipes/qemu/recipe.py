@@ -49,6 +49,7 @@ from bisect_driver.plugin.proc import ProcResult, run_group
 from ..fixup import FixUp, load_fixup_file, merge_fixups
 from ..logparse import classify_make, configure_error
 from . import fixups as fx
+from .trim import TRIMS, trim_args
 
 DEFAULT_PYTHON = "/usr/bin/python3"
 DEFAULT_TARGETS = "x86_64-softmmu"
@@ -135,6 +136,11 @@ class QemuOptions:
         DEFAULT_PYTHON,
         f"Python 3 with lib2to3 that converts and runs QEMU's build scripts ({DEFAULT_PYTHON})",
     )
+    trim: bool = option(
+        True,
+        "leave out what the probe never touches: display, audio, network back-ends, guest"
+        " agent... (build_recipes/qemu/trim.py; default: on)",
+    )
 
 
 class QemuRecipe(Recipe):
@@ -194,6 +200,7 @@ class QemuRecipe(Recipe):
             "fixups_file_sha256": self._fixups_file_digest,
             "python": self.python,
             "cc": self.cc,
+            "trim": [t.option for t in TRIMS] if self.options.trim else [],
         }
 
     def main_binary(self) -> str:
@@ -332,6 +339,8 @@ class QemuRecipe(Recipe):
         cflags = ctx.env.get(fx.EXTRA_CFLAGS, "").strip()
         if cflags:
             args.append(f"--extra-cflags={cflags}")
+        if self.options.trim:
+            args += trim_args(ctx.source_dir)
         args += shlex.split(ctx.env.get(fx.EXTRA_CONFIGURE_ARGS, ""))
         return args + self.configure_args
 
