@@ -15,6 +15,7 @@ import os
 import time
 
 from bisect_driver.app.live import watch
+from bisect_driver.app.overlap import InBackground
 from bisect_driver.app.unattended import unattended
 from bisect_driver.app.validate import prepare_run
 from bisect_driver.backport.stage import Backports, backport_stage
@@ -121,11 +122,23 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
     )
     checkout = ctx.the_checkout()
     try:
-        say(f"preparing probe {ctx.probe.name}")
-        ctx.probe.prepare(ctx.cache_dir)
-        status.update(phase="testing the ends", doing="prepared", doing_since=time.time())
+        say(f"preparing probe {ctx.probe.name} (beside the ends' builds)")
+        preparing = InBackground(lambda: ctx.probe.prepare(ctx.cache_dir))
+        status.update(phase="testing the ends")
+
+        def prepared() -> None:
+            preparing.wait()
+            status.update(doing="prepared", doing_since=time.time())
+
         tester = ctx.tester(progress_fn(ctx))
-        ends = check_endpoints(tester, plan.good, plan.bad, plan.expected_verdicts / 2)
+        try:
+            ends = check_endpoints(
+                tester, plan.good, plan.bad, plan.expected_verdicts / 2, before_trials=prepared
+            )
+        except BaseException:
+            preparing.wait(reraise=False)  # never leave it running; the first error wins
+            raise
+        preparing.wait()  # a resumed run decides the ends from the journal, without trials
         journal.set_run(run_id, direction=str(ends.direction))
         bug_end = ends.old if ends.direction is Direction.FIX else ends.new
         for sha, ev in ((ends.old, ends.old_evidence), (ends.new, ends.new_evidence)):

@@ -14,6 +14,7 @@ silently turning the hunt around.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,17 @@ def define_bug(
     )
 
 
-def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: float) -> Endpoints:
-    """Build and test both ends; raise EndpointError when they cannot be told apart."""
+def check_endpoints(
+    tester: CommitTester,
+    old: str,
+    new: str,
+    clean_tests_left: float,
+    before_trials: Callable[[], None] | None = None,
+) -> Endpoints:
+    """Build and test both ends; raise EndpointError when they cannot be told apart.
+
+    ``before_trials`` is called once both ends are built and before their first trial
+    (the driver waits there for the probe's preparation, which runs beside the builds)."""
     policy = tester.policy
     done_old = tester.journal.verdict(tester.run_id, old)
     done_new = tester.journal.verdict(tester.run_id, new)
@@ -122,6 +132,8 @@ def check_endpoints(tester: CommitTester, old: str, new: str, clean_tests_left: 
                 f" ({built.record.status}: {built.record.detail}); see {built.record.log_path}"
             )
         artifacts[sha] = built.artifact_dir
+    if before_trials is not None:
+        before_trials()
 
     def ev(sha: str) -> Evidence:
         return tester.runner.evidence(sha)
