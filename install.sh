@@ -20,7 +20,7 @@ PACKAGES=(
   # QEMU 1.0-era build dependencies
   libglib2.0-dev zlib1g-dev
   # the qcow2 probe: Debian's QEMU (trusted qemu-img, tests), guest kernel and userland
-  qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod xz-utils zstd
+  qemu-system-x86 qemu-utils linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio kmod xz-utils zstd
   libguestfs-tools
 )
 

@@ -191,9 +191,16 @@ def compare_data(
 
 
 def compare_raw_file(
-    raw: Path, trial: int, chunk_size: int, chunks: int, reported: set[int]
+    raw: Path,
+    trial: int,
+    chunk_size: int,
+    chunks: int,
+    reported: set[int],
+    slots: Iterable[int] | None = None,
 ) -> DataResult:
-    """:func:`compare_data` over a raw file made by :func:`image_to_raw`."""
+    """:func:`compare_data` over a raw file made by :func:`image_to_raw` (``slots`` as there:
+    reading only the reported and the allocated slots took 0.01-0.02 s instead of
+    0.15-0.28 s for the whole 256 MiB, with the same verdict: docs/probe.md)."""
     size = os.path.getsize(raw)
     with open(raw, "rb") as fh:
 
@@ -202,7 +209,7 @@ def compare_raw_file(
             data = fh.read(length)
             return data + bytes(length - len(data)) if offset < size else bytes(length)
 
-        return compare_data(read_at, trial, chunk_size, chunks, reported)
+        return compare_data(read_at, trial, chunk_size, chunks, reported, slots)
 
 
 @retry(
