@@ -9,6 +9,8 @@ statistics (tests/test_statistics_v2.py tests those on real races).
 from __future__ import annotations
 
 import difflib
+import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -123,6 +125,22 @@ def test_a_fix_that_applies_directly_is_verified_and_delivered(cli, tmp_path: Pa
     verify = (out / "VERIFY.md").read_text()
     assert "git worktree add" in verify and "--backport-patch" in verify
     assert "## Backport onto" in (tmp_path / "report" / "report.md").read_text()
+    # The by-hand commands work as printed: a worktree of REF, git am, bisect-qemu probe.
+    lines = verify.splitlines()
+    add = next(x for x in lines if x.startswith("git worktree add"))
+    am = next(x for x in lines if x.startswith("git -C") and " am " in x)
+    probe = next(x for x in lines if x.startswith("bisect-qemu probe --repo"))
+    for command in (add, am):
+        words = shlex.split(command)
+        env = dict(os.environ, GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+        subprocess.run(words, cwd=repo.path, check=True, capture_output=True, env=env)
+    words = shlex.split(probe.split("#")[0])[1:]
+    work = str((repo.path / words[words.index("--repo") + 1]).resolve())
+    words[words.index("--repo") + 1] = work
+    words[words.index("-n") + 1] = "4"
+    r = cli(*words)
+    assert r.status == 0, r.err
+    assert "0/4 reproduced" in r.out
 
 
 def test_a_fix_that_needs_one_prerequisite_for_its_context(cli, tmp_path: Path) -> None:
@@ -286,3 +304,35 @@ def test_used_symbols_skip_comments_and_strings() -> None:
     ]
     assert used_symbols([hunk]) == ["drain_all", "puts"]
     assert hunk.preimage() == [(1, "int x;"), (2, "    old_call();")]
+
+
+def test_plugin_options_survive_a_round_trip_through_the_command_line() -> None:
+    """What VERIFY.md prints for `bisect-qemu probe` gives the run's plug-in settings back."""
+    from bisect_driver.app.cli import parse
+    from bisect_driver.app.commands import settings_from
+    from bisect_driver.plugin.options import options_to_argv
+
+    argv = [
+        "--build-cmd", "cc -o prog *.c", "--artifact", "prog", "--artifact", "probe.sh",
+        "--probe-cmd", "./probe.sh", "--signature", "SIG(SEGV|ABRT)",
+    ]  # fmt: skip
+    s = settings_from(parse(["probe", "HEAD", *argv]), validate=False)
+    again = settings_from(
+        parse(
+            [
+                "probe",
+                "HEAD",
+                "--recipe",
+                s.recipe,
+                *options_to_argv(s.recipe_options),
+                "--probe",
+                s.probe,
+                *options_to_argv(s.probe_options),
+            ]
+        ),
+        validate=False,
+    )
+    assert again.recipe_options == s.recipe_options and again.probe_options == s.probe_options
+    q = settings_from(parse(["probe", "HEAD", "--no-trim", "--kill-jitter-ms", "21"]), False)
+    words = options_to_argv(q.recipe_options) + options_to_argv(q.probe_options)
+    assert words == ["--no-trim", "--kill-jitter-ms=21.0"]

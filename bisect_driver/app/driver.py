@@ -27,6 +27,7 @@ from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.revert import revert_check
 from bisect_driver.context import RunContext
 from bisect_driver.plugin.errors import Interrupted
+from bisect_driver.plugin.options import options_to_argv
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.report.result import RunResult
 from bisect_driver.report.write import write_report
@@ -61,6 +62,17 @@ def progress_fn(ctx: RunContext) -> ProgressFn:
 def _short(ref: str) -> str:
     """A ref for a title: a full SHA shortened, a name as it was given."""
     return ref[:12] if SHA_RE.fullmatch(ref) else ref
+
+
+def probe_words(s: Settings) -> list[str]:
+    """What ``bisect-qemu probe`` needs besides the commit to build and probe as this run
+    does: its plug-ins, their settings, the cache and the trial settings (VERIFY.md)."""
+    words = ["--recipe", s.recipe, *options_to_argv(s.recipe_options)]
+    words += ["--probe", s.probe, *options_to_argv(s.probe_options)]
+    words += ["--cache-dir", str(s.cache_dir), f"--jobs={s.jobs}", f"--hang-as={s.hang_as}"]
+    if s.trial_timeout is not None:
+        words.append(f"--trial-timeout={s.trial_timeout}")
+    return words
 
 
 def floor_of(settings: Settings, reference: Reference) -> tuple[float, str]:
@@ -214,6 +226,7 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
                 s.verify_backport,
                 s.report_dir or ctx.run_dir,
                 plan.command_line,
+                probe_words(s),
             )
             checks += backports.checks
         result = RunResult.of(

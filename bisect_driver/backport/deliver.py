@@ -25,7 +25,12 @@ def safe_name(ref: str) -> str:
 
 
 def deliver(
-    repo: git.Repo, result: BackportResult, head: str | None, report_dir: Path, command: str
+    repo: git.Repo,
+    result: BackportResult,
+    head: str | None,
+    report_dir: Path,
+    command: str,
+    probe_options: list[str] | None = None,
 ) -> Path:
     out = report_dir / "backport" / safe_name(result.ref)
     if out.exists():
@@ -39,11 +44,11 @@ def deliver(
         if p.status == "PASS":
             # The verified hand-made backport is a deliverable too, beside the series.
             shutil.copyfile(p.path, out / f"verified-{Path(p.path).name}")
-    (out / "VERIFY.md").write_text(verify_text(result, out, command))
+    (out / "VERIFY.md").write_text(verify_text(result, out, command, probe_options or []))
     return out
 
 
-def verify_text(result: BackportResult, out: Path, command: str) -> str:
+def verify_text(result: BackportResult, out: Path, command: str, probe_options: list[str]) -> str:
     ref = result.ref
     lines = [f"# Backport of {result.candidate[:12]} onto {ref} ({result.ref_sha[:12]})", ""]
     if result.direct:
@@ -70,6 +75,7 @@ def verify_text(result: BackportResult, out: Path, command: str) -> str:
         lines += ["passed (see the report's backport section).", ""]
         return "\n".join(lines)
     work = f"../backport-{safe_name(ref)}"
+    opts = (" " + shlex.join(probe_options)) if probe_options else ""
     for f in files:
         patch = shlex.quote(str(f.resolve()))
         if is_mbox(f.read_text(errors="replace")):
@@ -82,8 +88,8 @@ def verify_text(result: BackportResult, out: Path, command: str) -> str:
             "```sh",
             f"git worktree add --detach {work} {shlex.quote(ref)}",
             apply,
-            f"bisect-qemu probe --repo {work} HEAD -n 60   # expect 0 reproduced",
-            f"bisect-qemu probe {shlex.quote(ref)} -n 60   # expect reproductions",
+            f"bisect-qemu probe --repo {work} HEAD -n 60{opts}   # expect 0 reproduced",
+            f"bisect-qemu probe {shlex.quote(ref)} -n 60{opts}   # expect reproductions",
             "```",
             "",
             "Or let bisect-qemu verify it again (builds and trials are cached):",

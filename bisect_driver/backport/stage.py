@@ -40,8 +40,10 @@ def backport_stage(
     verify: bool,
     report_dir: Path,
     command: str,
+    probe_options: list[str] | None = None,
 ) -> Backports:
     """``tester``: the confirmation's strict tester (its CLEAN carries the run's confidence).
+    ``probe_options``: the run's options that ``bisect-qemu probe`` takes (for VERIFY.md).
     REFs are named as in the user's repository (``user_repo``; the tool's clone has the
     same objects but not the user's branches)."""
     out = Backports()
@@ -58,7 +60,8 @@ def backport_stage(
                 out.checks.append(Check(f"backport onto {ref}", CheckStatus.NOT_RUN, str(exc)))
                 continue
             result, head = one_ref(checkout, tester, candidate, ref, sha, patches, verify)
-            result.out_dir = str(deliver(checkout.repo, result, head, report_dir, command))
+            out_dir = deliver(checkout.repo, result, head, report_dir, command, probe_options)
+            result.out_dir = str(out_dir)
             out.results.append(result)
             out.checks += checks_of(result, verify)
     finally:

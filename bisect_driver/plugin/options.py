@@ -163,3 +163,28 @@ def options_to_json(options: Any) -> dict[str, Any]:
             value = [str(v) if isinstance(v, Path) else v for v in value]
         out[f.name] = value
     return out
+
+
+def options_to_argv(options: Any) -> list[str]:
+    """The command-line words that give ``options`` again (fields left at their default
+    are left out): how a printed command reproduces a run's plug-in settings."""
+    words: list[str] = []
+    for f in option_fields(type(options)):
+        value = getattr(options, f.name)
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        if value == default or value is None:
+            continue
+        flag = flag_of(f)
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag.removeprefix("--"))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                words.append(f"{flag}={item}")
+        else:
+            words.append(f"{flag}={value}")
+    return words
