@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from bisect_driver.store.repo import TOOL_IDENTITY, Checkout
+from bisect_driver.store.repo import TOOL_IDENTITY, Checkout, git_error_line
 
 COMMITTER = {k: v for k, v in TOOL_IDENTITY.items() if k.startswith("GIT_COMMITTER_")}
 
@@ -34,15 +34,6 @@ class DoesNotApply(Exception):
         return f"{self.commit[:12]}: {where}" if self.commit else where
 
 
-def _head(repo: git.Repo) -> str:
-    return str(repo.git.rev_parse("HEAD"))
-
-
-def _last_line(exc: git.GitCommandError) -> str:
-    lines = [x.strip() for x in str(exc.stderr or exc).splitlines() if x.strip()]
-    return lines[-1] if lines else str(exc)
-
-
 def apply_commits(checkout: Checkout, onto: str, commits: list[str]) -> str:
     """Cherry-pick ``commits`` (``-x``: each message says where it came from) onto ``onto``;
     return the new HEAD.  Raises :class:`DoesNotApply` (the tree is then left at the last
@@ -51,20 +42,18 @@ def apply_commits(checkout: Checkout, onto: str, commits: list[str]) -> str:
     checkout.bisect_reset()
     checkout.checkout(onto)
     for sha in commits:
-        args = ["-x", "--allow-empty"]
-        if len(repo.commit(sha).parents) > 1:
-            args += ["-m", "1"]
+        args = ["-x", "--allow-empty", *checkout.mainline_args(sha)]
         try:
             with repo.git.custom_environment(**COMMITTER):
                 repo.git.cherry_pick(*args, sha)
         except git.GitCommandError as exc:
-            files = str(repo.git.diff("--name-only", "--diff-filter=U")).split()
-            why = _last_line(exc)
+            files = checkout.conflicted_files()
+            why = git_error_line(exc)
             with contextlib.suppress(git.GitCommandError):
                 repo.git.cherry_pick("--abort")
             repo.git.reset("--hard", "-q")
-            raise DoesNotApply(sha, files, _head(repo), why) from None
-    return _head(repo)
+            raise DoesNotApply(sha, files, checkout.head(), why) from None
+    return checkout.head()
 
 
 def is_mbox(text: str) -> bool:
@@ -94,12 +83,12 @@ def apply_patch_file(checkout: Checkout, onto: str, path: Path) -> str:
                     f"backport patch {path.name}",
                 )
     except git.GitCommandError as exc:
-        why = _last_line(exc)
+        why = git_error_line(exc)
         with contextlib.suppress(git.GitCommandError):
             repo.git.am("--abort")
         repo.git.reset("--hard", "-q")
-        raise DoesNotApply(None, [], _head(repo), f"does not apply: {why}") from None
-    return _head(repo)
+        raise DoesNotApply(None, [], checkout.head(), f"does not apply: {why}") from None
+    return checkout.head()
 
 
 def hunk_applies(checkout: Checkout, patch: str) -> bool:

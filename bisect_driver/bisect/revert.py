@@ -24,7 +24,7 @@ import git
 
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.store.repo import TOOL_IDENTITY, Checkout
+from bisect_driver.store.repo import TOOL_IDENTITY, Checkout, git_error_line
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
@@ -101,23 +101,19 @@ def _make_revert(checkout: Checkout, candidate: str, new_end: str) -> str:
     """
     repo = checkout.repo
     checkout.checkout(new_end)
-    args = ["--no-edit"]
-    if len(repo.commit(candidate).parents) > 1:
-        args += ["-m", "1"]
     try:
         with repo.git.custom_environment(**TOOL_IDENTITY):
-            repo.git.revert(*args, candidate)
+            repo.git.revert("--no-edit", *checkout.mainline_args(candidate), candidate)
     except git.GitCommandError as exc:
-        conflicts = str(repo.git.diff("--name-only", "--diff-filter=U")).split()
+        conflicts = checkout.conflicted_files()
         if conflicts:
             why = "conflicts in " + ", ".join(conflicts)
         elif not repo.git.diff("--cached", "--name-only", "HEAD"):
             why = "the revert is empty (the new end no longer has the change)"
         else:
-            lines = [x for x in str(exc.stderr or exc).splitlines() if x.strip()]
-            why = lines[-1].strip() if lines else str(exc)
+            why = git_error_line(exc)
         raise RevertDoesNotApply(why) from None
-    return str(repo.git.rev_parse("HEAD"))
+    return checkout.head()
 
 
 def _clean(checkout: Checkout) -> None:

@@ -96,6 +96,15 @@ class Checkout:
     def head(self) -> str:
         return str(self.repo.git.rev_parse("HEAD"))
 
+    def conflicted_files(self) -> list[str]:
+        """Paths git left unmerged (after a cherry-pick or revert that stopped)."""
+        return str(self.repo.git.diff("--name-only", "--diff-filter=U")).split()
+
+    def mainline_args(self, sha: str) -> list[str]:
+        """``-m 1`` for a merge: cherry-pick or revert it against its first parent, the line
+        it was merged into."""
+        return ["-m", "1"] if len(self.repo.commit(sha).parents) > 1 else []
+
     def checkout(self, sha: str) -> None:
         """Detach at ``sha``, discarding any change left by a build."""
         repo = self.repo
@@ -140,3 +149,9 @@ def checkout_for(user_repo: git.Repo, cache_dir: Path) -> Checkout:
         git.Repo.clone_from(str(source), str(tmp), shared=True, no_checkout=True)
         tmp.rename(path)
     return Checkout(path)
+
+
+def git_error_line(exc: git.GitCommandError) -> str:
+    """The last non-empty line git wrote: what it says went wrong."""
+    lines = [x.strip() for x in str(exc.stderr or exc).splitlines() if x.strip()]
+    return lines[-1] if lines else str(exc)
