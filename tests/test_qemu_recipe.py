@@ -77,6 +77,7 @@ if [ -n "$FAKE_COUNTER" ]; then echo configure >> "$FAKE_COUNTER"; fi
   echo "PYTHON=$python"
   echo "CC=$cc"
   echo "QEMU_CFLAGS=$extra_cflags"
+  echo "VERSION=$(cat "$source_path/VERSION")"
 } > config-host.mak
 echo "include $source_path/Makefile.inc" > Makefile
 echo "configure done"
@@ -95,7 +96,10 @@ config-host.mak: $(SRC_PATH)/configure
 gen.h: $(SRC_PATH)/scripts/gen.py
 \t$(PYTHON) $(SRC_PATH)/scripts/gen.py gen.h
 
-%.o: %.c gen.h
+config-host.h: config-host.mak
+\techo '#define QEMU_VERSION "$(VERSION)"' > $@
+
+%.o: %.c gen.h config-host.h
 \t@if [ -n "$(FAKE_COUNTER)" ]; then echo "cc $@" >> "$(FAKE_COUNTER)"; fi
 \t$(CC) $(QEMU_CFLAGS) -I. -c -o $@ $<
 
@@ -135,6 +139,8 @@ class OrderedDict(dict, DictMixin):
 COMMON_C = """\
 #include <sys/types.h>
 #include "gen.h"
+#include "config-host.h"
+const char qemu_version[] = "qemu-version=" QEMU_VERSION ";";
 unsigned long long devnum(void) { return makedev(8, 1); }
 const char *greeting(void) { return GREETING; }
 """
@@ -832,29 +838,126 @@ def test_python3_era_tree_needs_no_conversion_and_stays_clean(tmp_path: Path) ->
 
 
 GENLIB_PY = "GREETING = '%s'\nprint 'python 2'\n"
+# A shell generator the Makefile runs but does not track (like QEMU's hxtool, create_config
+# and the pre-650ab98d1 tracetool).
+HXTOOL = "#!/bin/sh\nsed 's/^OPT /@PREFIX@/'\n"
+OPTS_RULE = (
+    "opts.def: $(SRC_PATH)/opts.hx\n\tsh $(SRC_PATH)/scripts/hxtool < $< > $@\ncommon.o: opts.def\n"
+)
+# configure writes a header that no make rule makes (it must survive a regeneration).
+CONFIGURE_EXTRA_H = 'echo "#define CONFIGURED 1" > config-extra.h\n'
+
+
+def _generators_tree(fake: FakeQemu) -> str:
+    """A commit whose gen.py imports genlib.py and whose common.c includes hxtool's output."""
+    gen = GEN_PY.replace("names['greeting'] = 'hello'", "names['greeting'] = genlib.GREETING")
+    gen = gen.replace("import sys\n", "import sys\nimport genlib\n")
+    common = COMMON_C.replace(
+        '#include "gen.h"\n',
+        '#include "gen.h"\n#include "config-extra.h"\nconst char *opts[] = {\n'
+        '#include "opts.def"\n};\n',
+    )
+    configure = fake.files["configure"].replace(
+        'echo "configure done"', CONFIGURE_EXTRA_H + 'echo "configure done"'
+    )
+    makefile = fake.files["Makefile.inc"] + OPTS_RULE
+    return fake.commit(
+        {
+            "scripts/gen.py": gen,
+            "scripts/genlib.py": GENLIB_PY % "hello",
+            "scripts/hxtool": HXTOOL.replace("@PREFIX@", '"opt:'),
+            "opts.hx": 'OPT cache",\nOPT snapshot",\n',
+            "common.c": common,
+            "configure": configure,
+            "Makefile.inc": makefile,
+        },
+        "generators",
+    )
+
+
+GENERATOR_CHANGES: dict[str, tuple[dict[str, str | None], bytes]] = {
+    # change -> (files of the next commit, bytes the binary must then hold)
+    "imported-script": ({"scripts/genlib.py": GENLIB_PY % "bonjour"}, b"bonjour"),
+    "shell-generator": ({"scripts/hxtool": HXTOOL.replace("@PREFIX@", '"option:')}, b"option:"),
+    "VERSION": ({"VERSION": "1.0.51\n"}, b"qemu-version=1.0.51;"),
+}
 
 
 @needs_gcc_make
 @needs_lib2to3
-@pytest.mark.parametrize("change", ["imported-script", "VERSION"])
-def test_untracked_generator_inputs_force_an_empty_build_dir(fake: FakeQemu, change: str) -> None:
-    """The Makefile tracks gen.py but not what it imports, nor VERSION (like QEMU's)."""
-    gen = GEN_PY.replace("names['greeting'] = 'hello'", "names['greeting'] = genlib.GREETING")
-    gen = gen.replace("import sys\n", "import sys\nimport genlib\n")
-    first = fake.commit({"scripts/gen.py": gen, "scripts/genlib.py": GENLIB_PY % "hello"}, "lib")
+@pytest.mark.parametrize("change", list(GENERATOR_CHANGES))
+def test_untracked_generator_inputs_are_regenerated_in_place(fake: FakeQemu, change: str) -> None:
+    """The Makefile tracks neither what gen.py imports, nor hxtool, nor VERSION (like QEMU's).
+
+    The build dir is kept, the generated C is made again, and the binary equals the one a
+    clean build of the same commit gives.
+    """
     r = recipe()
-    assert r.build(fake.ctx(first)).status is BuildStatus.OK
-    if change == "VERSION":
-        files: dict[str, str | None] = {"VERSION": "1.0.51\n"}
-    else:
-        files = {"scripts/genlib.py": GENLIB_PY % "bonjour"}
-    ctx = fake.ctx(fake.commit(files, "change"))
+    assert r.build(fake.ctx(_generators_tree(fake))).status is BuildStatus.OK
+    files, expected = GENERATOR_CHANGES[change]
+    commit = fake.commit(files, "change")
+    ctx = fake.ctx(commit)
     result = r.build(ctx)
-    assert result.status is BuildStatus.OK, ctx.log_path.read_text()
-    assert result.detail.startswith("clean build")
-    assert "starting from an empty build directory" in ctx.log_path.read_text()
-    greeting = "bonjour" if change != "VERSION" else "hello"
-    assert run(ctx.output_dir / "bin" / "qemu-img") == f"qemu-img {greeting} {(8 << 8) | 1}\n"
+    log = ctx.log_path.read_text()
+    assert result.status is BuildStatus.OK, log
+    assert result.detail.startswith("incremental build"), result.detail
+    assert "starting from an empty build directory" not in log
+    assert "regenerating its generated C" in log
+    assert "1 made by configure, kept" in log  # config-extra.h: no rule makes it
+    binary = (ctx.output_dir / "bin" / "qemu-img").read_bytes()
+    assert expected in binary
+    # The same commit built from an empty build dir gives the same program.
+    clean_dir = fake.tmp / "clean-build"
+    clean = dataclasses.replace(fake.ctx(commit), build_dir=clean_dir)
+    clean_dir.mkdir()
+    assert r.build(clean).status is BuildStatus.OK
+    for name in ("qemu-img", "qemu-system-x86_64"):
+        assert run(ctx.output_dir / "bin" / name) == run(clean.output_dir / "bin" / name)
+    assert expected in (clean.output_dir / "bin" / "qemu-img").read_bytes()
+
+
+@needs_gcc_make
+@needs_lib2to3
+def test_regenerated_identical_output_rebuilds_nothing(fake: FakeQemu) -> None:
+    """A generator change that does not change its output must not recompile anything."""
+    r = recipe()
+    assert r.build(fake.ctx(_generators_tree(fake))).status is BuildStatus.OK
+    before = fake.counts()
+    commit = fake.commit({"scripts/genlib.py": "# a comment\n" + GENLIB_PY % "hello"}, "comment")
+    ctx = fake.ctx(commit)
+    assert r.build(ctx).status is BuildStatus.OK, ctx.log_path.read_text()
+    log = ctx.log_path.read_text()
+    assert "0 changed" in log, log
+    assert [c for c in fake.counts()[len(before) :] if c.startswith("cc ")] == []
+
+
+@needs_gcc_make
+@needs_lib2to3
+def test_failing_generator_fails_the_build_not_compiles_stale_output(fake: FakeQemu) -> None:
+    """The old gen.h must not be put back when the new generator fails."""
+    r = recipe()
+    assert r.build(fake.ctx(_generators_tree(fake))).status is BuildStatus.OK
+    broken = "raise ValueError('the generator is broken at this commit')\n"
+    ctx = fake.ctx(fake.commit({"scripts/genlib.py": broken}, "broken"))
+    result = r.build(ctx)
+    log = ctx.log_path.read_text()
+    assert result.status is not BuildStatus.OK, log
+    assert "not made: gen.h" in log
+    assert not (fake.build_dir / "gen.h").exists()
+
+
+@needs_gcc_make
+@needs_lib2to3
+def test_regeneration_cut_short_empties_the_build_dir_next_time(fake: FakeQemu) -> None:
+    r = recipe()
+    assert r.build(fake.ctx(_generators_tree(fake))).status is BuildStatus.OK
+    (fake.build_dir / ".bisect-qemu-regen").mkdir()  # what a killed regeneration leaves
+    ctx = fake.ctx(fake.commit({"scripts/genlib.py": GENLIB_PY % "hej"}, "change"))
+    result = r.build(ctx)
+    assert result.status is BuildStatus.OK
+    assert result.detail.startswith("clean build"), result.detail
+    assert "regeneration of its generated C was cut short" in ctx.log_path.read_text()
+    assert b"hej" in (ctx.output_dir / "bin" / "qemu-img").read_bytes()
 
 
 # --- libcacard's ATR macro (found by the real v1.0..v1.1.0 run) ---------------------------

@@ -14,11 +14,16 @@ How one build goes (see ``docs/qemu-builds.md`` for measurements):
    commits, QEMU's Makefile replays the recorded configure command by itself;
    the shim's path is constant and its behaviour comes from the environment, so
    the replayed command is still right.
-3. ``make -jN`` with ccache under ``cache_dir/ccache``.
-4. If that fails (or leaves artifacts missing) in a build directory that held an
+3. When what QEMU's Makefile does not track changed since the build dir's last build
+   (any file under ``scripts/``, or ``VERSION``), the generated C is made again in
+   place (``regen.py``; configure runs again for VERSION): files that come out the same
+   keep their old times, so only what a changed one feeds is recompiled.
+   ``bench/qemu_incremental_proof.py`` shows the binaries equal a clean build's.
+4. ``make -jN`` with ccache under ``cache_dir/ccache``.
+5. If that fails (or leaves artifacts missing) in a build directory that held an
    earlier build, the directory is emptied and the build is tried once more:
    a stale tree must not turn a good commit into a skip.
-5. The artifacts are copied into ``output_dir`` in the layout the probe expects.
+6. The artifacts are copied into ``output_dir`` in the layout the probe expects.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from bisect_driver.plugin.proc import ProcResult, run_group
 from ..fixup import FixUp, load_fixup_file, merge_fixups
 from ..logparse import classify_make, configure_error
 from . import fixups as fx
+from .regen import STASH as REGEN_STASH
+from .regen import regenerate
 from .trim import TRIMS, trim_args
 
 DEFAULT_PYTHON = "/usr/bin/python3"
@@ -230,15 +237,16 @@ class QemuRecipe(Recipe):
             log.note(f"fix-up {line}")
 
         inputs = _generator_inputs(ctx)
-        stale = _stale_reason(ctx.build_dir, inputs)
+        stale = _stale_reason(ctx.build_dir)
         if ctx.attempt > 1:
             stale = "the driver retries a failed build from scratch"
         if stale:
             log.note(f"starting from an empty build directory: {stale}")
             _empty_dir(ctx.build_dir)
         incremental = any(ctx.build_dir.iterdir())
+        changed = _untracked_changes(ctx.build_dir, inputs) if incremental else []
         env_ctx.env[_INPUTS_KEY] = json.dumps(inputs, sort_keys=True)
-        result = self._attempt(env_ctx, log, deadline, incremental)
+        result = self._attempt(env_ctx, log, deadline, incremental, changed)
         result.fixups = applied
         log.note(f"result: {result.status}: {result.detail} ({time.monotonic() - start:.1f} s)")
         return result
@@ -261,7 +269,12 @@ class QemuRecipe(Recipe):
         return names, lines
 
     def _attempt(
-        self, ctx: BuildContext, log: _Log, deadline: float | None, incremental: bool
+        self,
+        ctx: BuildContext,
+        log: _Log,
+        deadline: float | None,
+        incremental: bool,
+        changed: list[str],
     ) -> BuildResult:
         mode = "incremental" if incremental else "clean"
         try:
@@ -272,6 +285,8 @@ class QemuRecipe(Recipe):
             configured = (ctx.build_dir / "config-host.mak").is_file() and _read_stamp(stamp).get(
                 "args"
             ) == args
+            if "VERSION" in changed:
+                configured = False  # configure is what copies VERSION into config-host.mak
             if not configured:
                 stamp.unlink(missing_ok=True)
                 result = log.run(
@@ -285,8 +300,12 @@ class QemuRecipe(Recipe):
                         configure_error(result.output, [str(ctx.source_dir), str(ctx.build_dir)]),
                     )
             inputs = json.loads(ctx.env.get(_INPUTS_KEY, "{}"))
-            stamp.write_text(json.dumps({"args": args, "inputs": inputs}, indent=1) + "\n")
             make = ["make", f"-j{self.make_jobs}"]
+            if changed:
+                self._regenerate(ctx, log, deadline, env, make, changed)
+            # Written only now: a dir whose regeneration was cut short has no record and is
+            # emptied by the next build.
+            stamp.write_text(json.dumps({"args": args, "inputs": inputs}, indent=1) + "\n")
             result = log.run("make", make, cwd=ctx.build_dir, env=env, timeout=_left(deadline))
             if result.timed_out:
                 raise _Failure(BuildStatus.TIMEOUT, f"make did not finish in time ({mode})")
@@ -301,6 +320,34 @@ class QemuRecipe(Recipe):
             return BuildResult(failure.status, [], failure.detail)
         what = "configure + make" if not configured else "make"
         return BuildResult(BuildStatus.OK, [], f"{mode} build ({what}): {built}")
+
+    def _regenerate(
+        self,
+        ctx: BuildContext,
+        log: _Log,
+        deadline: float | None,
+        env: dict[str, str],
+        make: list[str],
+        changed: list[str],
+    ) -> None:
+        """Remake the generated C that QEMU's Makefile cannot know is stale (``regen.py``)."""
+        log.note(
+            f"{' and '.join(changed)} changed since this build dir's last build (QEMU's"
+            " Makefile does not track them): regenerating its generated C"
+        )
+
+        def run(title: str, cmd: list[str], cwd: Path) -> ProcResult:
+            result = log.run(title, cmd, cwd=cwd, env=env, timeout=_left(deadline))
+            if result.timed_out:
+                raise _Failure(BuildStatus.TIMEOUT, "regenerating did not finish in time")
+            return result
+
+        try:
+            report = regenerate(ctx.build_dir, make[:1], run)  # make[:1]: one job
+        except OSError as exc:
+            # The driver retries a failed incremental build from an empty build dir.
+            raise _Failure(BuildStatus.FAILED, f"regenerating failed: {exc}") from exc
+        log.note(report.summary())
 
     def _env(self, ctx: BuildContext) -> dict[str, str]:
         """The build environment: the caller's, minus what would change Python or messages."""
@@ -423,34 +470,45 @@ _INPUTS_KEY = "BISECT_QEMU_GENERATOR_INPUTS"
 
 
 def _generator_inputs(ctx: BuildContext) -> dict[str, str]:
-    """What QEMU's Makefile fails to track: a change here needs an empty build dir.
+    """What QEMU's Makefile fails to track: a change here needs its generated C redone.
 
-    The generated qapi/trace files depend on some scripts but not on the modules
-    they import (scripts/qapi.py, the tracetool package), and QEMU_VERSION is
-    read by configure from VERSION, which no rule depends on.  An incremental
-    build across such a change would keep stale generated code or a stale version
-    string; an empty build dir with a warm ccache costs little more.
+    The generated qapi/trace/config/hxtool files depend on their schema or ``.hx``
+    input but not on the generator's code: ``scripts/qapi.py``, the tracetool package
+    (a shell script before 650ab98d1), ``create_config``, ``hxtool``.  So the key is the
+    content of every file under ``scripts/``.  QEMU_VERSION is read by configure from
+    VERSION, which no rule depends on.
     """
     version = ctx.source_dir / "VERSION"
     return {
-        "scripts": fx.scripts_key(ctx.source_dir, "inputs"),
-        "version": version.read_text(errors="replace").strip() if version.is_file() else "",
+        "scripts/": _tree_digest(ctx.source_dir / "scripts"),
+        "VERSION": version.read_text(errors="replace").strip() if version.is_file() else "",
     }
 
 
-def _stale_reason(build_dir: Path, inputs: dict[str, str]) -> str | None:
-    """Why the build dir cannot be reused incrementally, or None."""
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    if root.is_dir():
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(root)}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:20]
+
+
+def _stale_reason(build_dir: Path) -> str | None:
+    """Why the build dir cannot be reused at all, or None."""
     if not build_dir.is_dir() or not any(build_dir.iterdir()):
         return None
-    stamp = _read_stamp(build_dir / CONFIGURE_STAMP)
-    if not stamp:
+    if not _read_stamp(build_dir / CONFIGURE_STAMP):
         return "it holds no record of a finished configure"
-    old = stamp.get("inputs", {})
-    changed = [k for k in ("scripts", "version") if old.get(k) != inputs[k]]
-    if changed:
-        what = " and ".join("scripts/**/*.py" if k == "scripts" else "VERSION" for k in changed)
-        return f"{what} changed since its last build (QEMU's Makefile does not track them)"
+    if (build_dir / REGEN_STASH).exists():
+        return "an earlier regeneration of its generated C was cut short"
     return None
+
+
+def _untracked_changes(build_dir: Path, inputs: dict[str, str]) -> list[str]:
+    """The generator inputs that differ from the build dir's last build."""
+    old = _read_stamp(build_dir / CONFIGURE_STAMP).get("inputs", {})
+    return [key for key, value in inputs.items() if old.get(key) != value]
 
 
 def _empty_dir(path: Path) -> None:
