@@ -10,7 +10,6 @@ the confirmation loop in bisect.confirm, the checks in bisect.checks.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 
@@ -39,6 +38,7 @@ from bisect_driver.verdict.stats import (
     FLOOR_FACTOR,
     Reference,
     Verdict,
+    bisect_steps,
     default_floor,
     spent_alpha,
 )
@@ -126,7 +126,7 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
             started=time.time(),
             title=title,
             phase="preparing the probe",
-            steps_left=math.ceil(math.log2((plan.range_size or 1) + 1)),
+            steps_left=bisect_steps(plan.range_size or 0),
             doing=PREPARING,
             doing_since=time.time(),
             what=f"probe {ctx.probe.name}",

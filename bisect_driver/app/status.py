@@ -9,7 +9,6 @@ panel the live view shows on the driver's terminal.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from bisect_driver.app.live import render
 from bisect_driver.context import RunContext
 from bisect_driver.progress import fmt_duration
 from bisect_driver.report.result import RunResult
+from bisect_driver.verdict.stats import bisect_steps
 
 
 def print_status(ctx: RunContext) -> None:
@@ -86,7 +86,7 @@ def _steps_from_journal(
     started = run.get("created") or time.time()
     running = run.get("status") == "running"
     elapsed = (time.time() if running or last is None else last) - started
-    steps_total = math.ceil(math.log2(max(2, (range_size or 1) + 1)))
+    steps_total = bisect_steps(range_size or 0)
     steps_done = max(0, n_verdicts - 2)
     steps_left = max(0, steps_total - steps_done)
     per_step = elapsed / max(1, n_verdicts)

@@ -12,7 +12,6 @@ and for `bisect-qemu status`.
 
 from __future__ import annotations
 
-import math
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from bisect_driver.plugin.proc import kill_live_groups
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.progress import fmt_duration
 from bisect_driver.store.runstatus import VerdictLine
-from bisect_driver.verdict.stats import Verdict
+from bisect_driver.verdict.stats import Verdict, bisect_steps
 
 
 def _abort(signum: int, _frame: FrameType | None) -> None:
@@ -80,7 +79,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         ctx.probe.prepare(ctx.cache_dir)  # cached: e.g. the guest kit is built once per run
         commit = ctx.the_checkout().head()
         left = remaining(ctx.the_checkout().path, direction.terms)
-        steps_left = math.ceil(math.log2(left + 1)) if left else 0
+        steps_left = bisect_steps(left) if left else 0
         started = time.monotonic()
         steps = ctx.journal.events(run_id, "step")
         eta_s = step_eta(steps, steps_left)

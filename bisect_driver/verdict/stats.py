@@ -229,9 +229,15 @@ def per_verdict_alpha(confidence: float, verdicts: int) -> float:
     return (1.0 - confidence) / max(1, verdicts)
 
 
+def bisect_steps(commits: int) -> int:
+    """Steps a bisect takes to choose among ``commits`` commits: ceil(log2(commits + 1)),
+    at least 1 (the driver's first estimate, each step's "steps left", `status`)."""
+    return math.ceil(math.log2(max(2, commits + 1)))
+
+
 def expected_verdicts(range_size: int) -> int:
-    """Verdicts a bisect over ``range_size`` commits depends on: log2 steps + 2 endpoints."""
-    return math.ceil(math.log2(max(2, range_size + 1))) + 2
+    """Verdicts a bisect over ``range_size`` commits depends on: its steps + 2 endpoints."""
+    return bisect_steps(range_size) + 2
 
 
 @functools.lru_cache(maxsize=65536)
