@@ -45,6 +45,7 @@ from bisect_driver.plugin import (
     BuildStatus,
     HostCheck,
     Recipe,
+    fingerprint,
     option,
 )
 from bisect_driver.plugin.errors import UserError
@@ -480,18 +481,9 @@ def _generator_inputs(ctx: BuildContext) -> dict[str, str]:
     """
     version = ctx.source_dir / "VERSION"
     return {
-        "scripts/": _tree_digest(ctx.source_dir / "scripts"),
+        "scripts/": fingerprint(ctx.source_dir / "scripts") or "",
         "VERSION": version.read_text(errors="replace").strip() if version.is_file() else "",
     }
-
-
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    if root.is_dir():
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            digest.update(f"{path.relative_to(root)}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:20]
 
 
 def _stale_reason(build_dir: Path) -> str | None:

@@ -27,7 +27,6 @@ this way gives the same binaries as a clean build.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bisect_driver.plugin import fingerprint
 from bisect_driver.plugin.proc import ProcResult
 
 GENERATED_SUFFIXES = (".c", ".h", ".def", ".dtrace", "-timestamp")
@@ -83,8 +83,9 @@ def generated_files(build_dir: Path) -> list[str]:
     return sorted(found)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _no_rule(result: ProcResult) -> set[str]:
+    """The names make said it has no rule for."""
+    return set(_NO_RULE.findall(result.output))
 
 
 def _target_dir(build_dir: Path, rel: str) -> str:
@@ -101,11 +102,11 @@ def regenerate(build_dir: Path, make: list[str], run: Runner) -> Regenerated:
     if stash.exists():
         shutil.rmtree(stash)
     files = generated_files(build_dir)
-    old: dict[str, tuple[str, int, int]] = {}
+    old: dict[str, tuple[str | None, int, int]] = {}
     for rel in files:
         path = build_dir / rel
         st = path.stat()
-        old[rel] = (_digest(path), st.st_atime_ns, st.st_mtime_ns)
+        old[rel] = (fingerprint(path), st.st_atime_ns, st.st_mtime_ns)
         dest = stash / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, dest)
@@ -113,41 +114,35 @@ def regenerate(build_dir: Path, make: list[str], run: Runner) -> Regenerated:
     groups: dict[str, list[str]] = {}
     for rel in files:
         groups.setdefault(_target_dir(build_dir, rel), []).append(rel)
-    # Names the Makefile has no rule for, per make dir.  A rule names a file relative to
-    # its make dir or through $(BUILD_DIR); the absolute names are asked for only where the
-    # relative ones have no rule, since a pattern rule would match both and make would
-    # then write one file twice at once.
-    no_rule: set[str] = set()
-    names_of: dict[str, tuple[str, str]] = {}
+    # A rule names a file relative to its make dir or through $(BUILD_DIR).  The absolute
+    # names are asked for only where the relative ones have no rule, since a pattern rule
+    # would match both and make would then write one file twice at once.  A file with no
+    # rule under either name was written by configure.
+    by_configure: set[str] = set()
     for sub, rels in sorted(groups.items()):
         cwd = build_dir / sub if sub else build_dir
         cmd = [*make, "-k"]
         if sub:
             cmd += ["-C", sub, f"TARGET_DIR={sub}/"]
-        for rel in rels:
-            local = rel[len(sub) + 1 :] if sub else rel
-            names_of[rel] = (local, str(cwd / local))
+        local = {rel: rel[len(sub) + 1 :] if sub else rel for rel in rels}
         title = f"regenerate {sub or '.'}"
-        missing = set(
-            _NO_RULE.findall(run(title, [*cmd, *(names_of[r][0] for r in rels)], build_dir).output)
-        )
-        absolute = [names_of[r][1] for r in rels if names_of[r][0] in missing]
-        if absolute:
-            missing |= set(_NO_RULE.findall(run(title, [*cmd, *absolute], build_dir).output))
-        no_rule |= {f"{sub}\0{name}" for name in missing}
+        missing = _no_rule(run(title, [*cmd, *local.values()], build_dir))
+        unmade = {rel: str(cwd / local[rel]) for rel in rels if local[rel] in missing}
+        if unmade:
+            missing = _no_rule(run(title, [*cmd, *unmade.values()], build_dir))
+            by_configure |= {rel for rel, name in unmade.items() if name in missing}
 
     report = Regenerated()
     for rel in files:
         path = build_dir / rel
         digest, atime, mtime = old[rel]
         if path.is_file():
-            if _digest(path) == digest:
+            if fingerprint(path) == digest:
                 os.utime(path, ns=(atime, mtime))
                 report.identical.append(rel)
             else:
                 report.changed.append(rel)
-        elif all(f"{_target_dir(build_dir, rel)}\0{n}" in no_rule for n in names_of[rel]):
-            # No rule under either name: configure wrote it, and configure did not change.
+        elif rel in by_configure:  # configure did not change it (or just wrote it again)
             os.replace(stash / rel, path)
             report.kept.append(rel)
         else:
