@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from bisect_driver.plugin import BuildContext, BuildStatus
+from qemu_checkout_build import build_commit, git, tool_clone
+
+from bisect_driver.plugin import BuildStatus
 from build_recipes.qemu import QemuRecipe
 
 COLD_RUN = [
@@ -47,12 +47,6 @@ COLD_RUN = [
 ]
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--qemu", type=Path, required=True, help="a QEMU clone with v1.0, v1.1.0")
@@ -63,34 +57,18 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     src, build_dir, cache = work / "src", work / "build", work / "cache"
     build_dir.mkdir(parents=True)
-    subprocess.run(
-        ["git", "clone", "-q", "--shared", "--no-checkout", str(args.qemu), str(src)], check=True
-    )
+    tool_clone(args.qemu, src)
     recipe = QemuRecipe(make_jobs=2)
     total = 0.0
     failed = 0
     for n, ref in enumerate(args.commits):
         commit = git(src, "rev-parse", f"{ref}^{{commit}}")
-        git(src, "checkout", "-q", "--detach", "-f", commit)
-        out = work / "out"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
-        ctx = BuildContext(
-            commit=commit,
-            source_dir=src,
-            build_dir=build_dir,
-            output_dir=out,
-            cache_dir=cache,
-            log_path=work / "logs" / f"{n:02d}-{commit[:12]}.log",
-            timeout=3600,
-        )
-        start = time.monotonic()
-        result = recipe.build(ctx)
-        seconds = time.monotonic() - start
-        git(src, "reset", "-q", "--hard")
-        total += seconds
-        failed += result.status is not BuildStatus.OK
-        print(f"{ref:>14} {seconds:6.1f} s  {result.status}: {result.detail[:90]}", flush=True)
+        log_path = work / "logs" / f"{n:02d}-{commit[:12]}.log"
+        built = build_commit(recipe, src, commit, build_dir, cache, work / "out", log_path)
+        total += built.seconds
+        failed += built.result.status is not BuildStatus.OK
+        detail = f"{built.result.status}: {built.result.detail[:90]}"
+        print(f"{ref:>14} {built.seconds:6.1f} s  {detail}", flush=True)
     print(f"total {total:.1f} s for {len(args.commits)} builds, {failed} failed", flush=True)
     return 1 if failed else 0
 

@@ -27,29 +27,27 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bisect_driver.plugin import BuildContext  # noqa: E402
+from qemu_checkout_build import build_commit, git  # noqa: E402
+
 from build_recipes.qemu import QemuRecipe  # noqa: E402
 
 LOCK = "/tmp/bisect-heavy.lock"
 SIDE_BRANCH = ["262db3887", "9a542a482", "f1219091e"]
 KNOWN_BROKEN = ["650ab98d1"]
 DEFAULT_COLD = ["v1.0", "v1.1.0"]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def pick_commits(repo: Path, count: int) -> list[str]:
@@ -73,37 +71,31 @@ def neighbour(repo: Path, commit: str) -> str:
 def build(
     recipe: QemuRecipe, checkout: Path, commit: str, build_dir: Path, cache: Path, logs: Path
 ) -> dict:
-    git(checkout, "checkout", "-q", "--detach", "-f", commit)
-    full = git(checkout, "rev-parse", "HEAD")
+    full = git(checkout, "rev-parse", f"{commit}^{{commit}}")
     out = logs / f"out-{full[:12]}"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    ctx = BuildContext(
-        commit=full,
-        source_dir=checkout,
-        build_dir=build_dir,
-        output_dir=out,
-        cache_dir=cache,
-        log_path=logs / f"{full[:12]}-{int(time.time())}.log",
-        timeout=1800,
-    )
+    log_path = logs / f"{full[:12]}-{int(time.time())}.log"
     with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        start = time.monotonic()
-        result = recipe.build(ctx)
-        seconds = time.monotonic() - start
-    dirty = git(checkout, "status", "--porcelain", "--ignored")
-    git(checkout, "reset", "-q", "--hard")
+        built = build_commit(
+            recipe, checkout, full, build_dir, cache, out, log_path, timeout=1800,
+            hold=_flock(lock),
+        )  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     return {
         "commit": full,
-        "status": str(result.status),
-        "detail": result.detail,
-        "fixups": result.fixups,
-        "seconds": round(seconds, 1),
-        "checkout_dirty": dirty,
-        "log": str(ctx.log_path),
+        "status": str(built.result.status),
+        "detail": built.result.detail,
+        "fixups": built.result.fixups,
+        "seconds": round(built.seconds, 1),
+        "checkout_dirty": built.dirty,
+        "log": str(log_path),
     }
+
+
+@contextlib.contextmanager
+def _flock(fh: IO[str]) -> Iterator[None]:
+    """Hold the machine's heavy-work lock (released when ``fh`` closes)."""
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    yield
 
 
 def survey(args: argparse.Namespace) -> None:

@@ -37,14 +37,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qemu_checkout_build import build_commit, git, tool_clone  # noqa: E402
+
 import build_recipes.qemu.recipe as recipe_module  # noqa: E402
-from bisect_driver.plugin import BuildContext, BuildStatus  # noqa: E402
+from bisect_driver.plugin import BuildStatus  # noqa: E402
 from build_recipes.qemu import QemuRecipe  # noqa: E402
 
 # (A, B, why).  The first five are the consecutive builds of the cold real run
@@ -85,12 +86,6 @@ class Row:
         return bool(self.regen_fp) and self.regen_fp == self.clean_fp
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def fingerprint(out: Path) -> str:
     """SHA-256 over the three binaries' code and data (see the module docstring)."""
     digest = hashlib.sha256()
@@ -120,11 +115,7 @@ class Bench:
         self.logs = work / "logs"
         for d in (self.build_dir, self.cache, self.logs):
             d.mkdir(parents=True, exist_ok=True)
-        if not (self.src / ".git").is_dir():
-            subprocess.run(
-                ["git", "clone", "-q", "--shared", "--no-checkout", str(qemu), str(self.src)],
-                check=True,
-            )
+        tool_clone(qemu, self.src)
         self.recipe = QemuRecipe(make_jobs=2)
         self.n = 0
 
@@ -135,36 +126,25 @@ class Bench:
         self, commit: str, label: str, *, regenerate: bool = True
     ) -> tuple[float, int, str, str]:
         """Build ``commit`` in the build dir; (seconds, compiles, fingerprint, log text)."""
-        git(self.src, "checkout", "-q", "--detach", "-f", commit)
         self.n += 1
         out = self.work / "out"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
-        ctx = BuildContext(
-            commit=commit,
-            source_dir=self.src,
-            build_dir=self.build_dir,
-            output_dir=out,
-            cache_dir=self.cache,
-            log_path=self.logs / f"{self.n:02d}-{commit[:12]}-{label}.log",
-            timeout=3600,
-        )
+        log_path = self.logs / f"{self.n:02d}-{commit[:12]}-{label}.log"
         original = recipe_module._untracked_changes
         if not regenerate:
             recipe_module._untracked_changes = lambda *_: []  # plain make: the control
         try:
-            start = time.monotonic()
-            result = self.recipe.build(ctx)
-            seconds = time.monotonic() - start
+            built = build_commit(
+                self.recipe, self.src, commit, self.build_dir, self.cache, out, log_path
+            )
         finally:
             recipe_module._untracked_changes = original
-        git(self.src, "reset", "-q", "--hard")
-        log = ctx.log_path.read_text()
+        log = log_path.read_text()
         compiles = len(re.findall(r"^\s+CC\s", log, re.M))
+        result = built.result
         if result.status is not BuildStatus.OK:
             print(f"  {label} {commit[:12]}: {result.status}: {result.detail}", flush=True)
-            return seconds, compiles, "", log
-        return seconds, compiles, fingerprint(out), log
+            return built.seconds, compiles, "", log
+        return built.seconds, compiles, fingerprint(out), log
 
     def empty_build_dir(self) -> None:
         shutil.rmtree(self.build_dir)
