@@ -128,8 +128,7 @@ def upward(graph: dict[str, set[str]]) -> list[str]:
                 "build_recipes",
                 "probes",
             )
-            # The demo (app layer, the top) names the options of the plug-ins it runs.
-            if driver_to_plugin and not src.startswith("bisect_driver.app."):
+            if driver_to_plugin:
                 bad.append(f"{src} -> {dst}")
             if src.startswith("bisect_driver.plugin") and not dst.startswith(
                 "bisect_driver.plugin"

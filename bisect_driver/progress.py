@@ -48,11 +48,10 @@ class Progress:
     """The printer: event lines, on a terminal through rich (above a live view, if one
     runs on :attr:`console`), else plain lines."""
 
-    def __init__(self, log_path: Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, log_path: Path | None = None) -> None:
         self.console = Console(stderr=True, highlight=False)
         self.fancy = self.console.is_terminal
         self.log_path = log_path
-        self.quiet = quiet
 
     def line(self, message: str, style: str | None = None) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -60,8 +59,6 @@ class Progress:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a") as fh:
                 fh.write(f"{time.strftime('%Y-%m-%d')} {stamp} {message}\n")
-        if self.quiet:
-            return
         if self.fancy:
             self.console.print(Text.assemble((stamp, "dim"), " ", message), style=style)
         else:
@@ -70,8 +67,6 @@ class Progress:
     def echo(self, text: str) -> None:
         """A line another process already stamped and logged (a step's, piped here so
         that it prints above the live view instead of through it)."""
-        if self.quiet:
-            return
         if self.fancy:
             self.console.print(Text(text))
         else:

@@ -46,13 +46,3 @@ def merge_fixups(builtin: list[FixUp], extra: list[FixUp]) -> list[FixUp]:
     by_name = {f.name: f for f in extra}
     merged = [by_name.pop(f.name, f) for f in builtin]
     return merged + [f for f in extra if f.name in by_name]
-
-
-def apply_fixups(ctx: BuildContext, fixups: list[FixUp]) -> list[str]:
-    """Apply every fix-up that detects it applies; return 'name: what it did' lines."""
-    done = []
-    for fixup in fixups:
-        if fixup.applies(ctx):
-            what = fixup.apply(ctx)
-            done.append(fixup.name if not what else f"{fixup.name}: {what}")
-    return done

@@ -11,6 +11,16 @@ import pytest
 
 from bisect_driver.app.cli import main
 from bisect_driver.app.flaky_project import FlakyRepo, FlakySpec, generate
+from bisect_driver.plugin.proc import LIVE_DIR_ENV
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory, monkeypatch):
+    """Tests run in parallel (pytest-xdist, pyproject.toml): a command given no --cache-dir
+    gets a cache of its own instead of the checkout's cache/, and the live-group directory
+    that an in-process command sets in os.environ does not leak into the next test."""
+    monkeypatch.setenv("BISECT_QEMU_CACHE", str(tmp_path_factory.mktemp("default-cache")))
+    monkeypatch.delenv(LIVE_DIR_ENV, raising=False)
 
 
 @dataclass

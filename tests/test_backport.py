@@ -100,6 +100,7 @@ JOBS = "    cancel_jobs();\n"
 JOBS_FUNC = "static void cancel_jobs(void) { }\n"
 
 
+@pytest.mark.slow
 def test_a_fix_that_applies_directly_is_verified_and_delivered(cli, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "user")
     repo.commit("Initial import")
@@ -143,6 +144,7 @@ def test_a_fix_that_applies_directly_is_verified_and_delivered(cli, tmp_path: Pa
     assert "0/4 reproduced" in r.out
 
 
+@pytest.mark.slow
 def test_a_fix_that_needs_one_prerequisite_for_its_context(cli, tmp_path: Path) -> None:
     """The fix's hunk sits next to a line a later commit added: blame names that commit,
     and the series [it, fix] applies, builds and fixes; without the fix it still fails."""
@@ -202,6 +204,7 @@ def plain_patch(repo: Repo, shutdown: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_fix_that_uses_a_helper_introduced_after_the_release(cli, tmp_path: Path) -> None:
     """The fix applies cleanly onto the old end, and would not build there: drain_all()
     came later.  git log -S names the commit; the series brings it; hand-made patches
@@ -234,6 +237,7 @@ def test_a_fix_that_uses_a_helper_introduced_after_the_release(cli, tmp_path: Pa
     assert "verified-good.patch" in (out / "VERIFY.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_mbox_backport_and_no_series_verification(cli, tmp_path: Path) -> None:
     """`--backport-patch` takes `git format-patch` output too; --no-verify-backport leaves the
     series unbuilt but still judges the hand-made patch the user asked about."""
@@ -255,6 +259,7 @@ def test_an_mbox_backport_and_no_series_verification(cli, tmp_path: Path) -> Non
     assert check(data, "backport fixes")["status"] == "not run"
 
 
+@pytest.mark.slow
 def test_a_series_that_applies_but_does_not_build(cli, tmp_path: Path) -> None:
     """The helper (a file of its own, so it applies anywhere) calls queue_flush(), which the
     old release lacks: the series applies, the build fails, and the report says so

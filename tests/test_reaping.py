@@ -1,14 +1,15 @@
-"""A qemu orphaned by ``kill -9`` of bisect-qemu is reaped by the next command.
+"""What a trial starts dies with it, even on ``kill -9`` of bisect-qemu.
 
-Why this needs its own end-to-end test: the probe starts qemu itself (not
-through ``run_group``) in a session of its own, so nothing kills it when the
-driver dies without running its clean-up, and the guest idles for ever after
-its writes.  The only defence is the registration in ``cache/live``, which the
-next command reads before it does anything; only the real CLI, a real qemu
-and a real ``kill -9`` show that the two ends meet.
+Children run in sessions of their own, so no signal to the driver reaches them and
+a driver killed with -9 runs none of its clean-up.  Two defences: the kernel kills
+each trial's direct child (qemu itself in the qcow2 probe, the group leader of
+``run_group``) when the driver dies (``proc.die_with_parent``, a parent-death
+signal); what that leader started is registered in ``cache/live`` and reaped by
+the next command.
 
-The "build" is a committed shell script that makes an artifact dir of
-Debian's QEMU (symlinks), so no QEMU is compiled here.
+The qemu test needs the real CLI, a real qemu and a real ``kill -9``.  Its "build"
+is a committed shell script that makes an artifact dir of Debian's QEMU
+(symlinks), so no QEMU is compiled here.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from bisect_driver.plugin.proc import kill_group, reap_stale_groups
+
 REAL_QEMU = Path("/usr/bin/qemu-system-x86_64")
 REAL_QEMU_IMG = Path("/usr/bin/qemu-img")
 
-pytestmark = [
+NEEDS_QEMU = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (REAL_QEMU.is_file() and REAL_QEMU_IMG.is_file()),
@@ -38,6 +41,13 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (guest writer)"),
     pytest.mark.skipif(not Path("/bin/busybox").is_file(), reason="needs busybox-static"),
 ]
+
+
+def needs_qemu(fn):  # type: ignore[no-untyped-def]
+    for mark in reversed(NEEDS_QEMU):
+        fn = mark(fn)
+    return fn
+
 
 BUILD_SH = r"""#!/bin/sh
 # The build step: an artifact dir in the qemu recipe's layout, made of Debian's QEMU.
@@ -130,7 +140,16 @@ def wait_for_qemu(scratch: Path, driver: subprocess.Popen[bytes], log: Path) -> 
     pytest.fail(f"no qemu under {scratch} after 300 s:\n{log.read_text()[-3000:]}")
 
 
-def test_qemu_orphaned_by_kill_9_is_reaped_by_the_next_command(
+def gone_within(pid: int, seconds: float) -> bool:
+    """Poll until ``pid`` no longer runs (no claim on how fast: only an upper bound)."""
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
+@needs_qemu
+def test_qemu_dies_with_a_driver_killed_with_9(
     tmp_path: Path, started: tuple[list[subprocess.Popen[bytes]], list[str]]
 ) -> None:
     procs, marks = started
@@ -159,21 +178,94 @@ def test_qemu_orphaned_by_kill_9_is_reaped_by_the_next_command(
 
     qemu = wait_for_qemu(cache / "scratch", driver, log)
     time.sleep(0.5)  # past the registration that follows qemu's start
+    assert (cache / "live" / str(qemu)).is_file(), "qemu's group is not registered in cache/live"
     os.kill(driver.pid, signal.SIGKILL)  # the driver alone, as the OOM killer would
     driver.wait(timeout=30)
-    time.sleep(1.0)
-    assert alive(qemu), "qemu should outlive the driver (a session of its own)"
-    assert (cache / "live" / str(qemu)).is_file(), "qemu's group is not registered in cache/live"
+    assert gone_within(qemu, 10), f"qemu {qemu} outlived the driver killed with -9"
 
+    # The next command drops the stale registration (its pid is no longer that qemu).
     nxt = subprocess.run(
         [*bisect_qemu(), "build", "HEAD", *common], capture_output=True, text=True, timeout=300
     )
     assert nxt.returncode == 0, nxt.stdout + nxt.stderr
-    deadline = time.monotonic() + 5
-    while alive(qemu) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(qemu), f"the next command left the orphaned qemu {qemu} running"
     assert not (cache / "live" / str(qemu)).exists()
     assert not [argv for argv in processes_mentioning(str(cache)).values() if "qemu" in argv[0]], (
         "a qemu of this cache is still running"
     )
+
+
+DRIVER = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from bisect_driver.plugin.proc import run_group
+
+# as trials run: run_group in a pool's worker thread, which waits for the child
+with ThreadPoolExecutor(2) as pool:
+    job = pool.submit(run_group, sys.argv[1:])
+    # another thread ending must not matter (the parent-death signal is per thread)
+    other = threading.Thread(target=lambda: None)
+    other.start()
+    other.join()
+    job.result()
+"""
+
+
+def start_driver(live: Path, cmd: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    """A python process running ``cmd`` through run_group; the pid of cmd's leader
+    (from its registration in ``live``)."""
+    env = dict(os.environ, BISECT_QEMU_LIVE_DIR=str(live))
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, *cmd], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [int(p.name) for p in live.glob("*") if p.name.isdigit() and p.read_text()]
+        if found:
+            return driver, found[0]
+        assert driver.poll() is None, "the driver ended before its child started"
+        time.sleep(0.05)
+    pytest.fail("run_group's child was never registered")
+
+
+def test_run_groups_child_dies_with_a_driver_killed_with_9(
+    tmp_path: Path,
+    started: tuple[list[subprocess.Popen[bytes]], list[str]],
+    request: pytest.FixtureRequest,
+) -> None:
+    procs, _ = started
+    live = tmp_path / "live"
+    driver, child = start_driver(live, ["sleep", "60"])
+    procs.append(driver)
+    request.addfinalizer(lambda: kill_group(child))  # the group: whatever the test saw
+    time.sleep(0.5)
+    assert alive(child), "the child died while its driver lives"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert gone_within(child, 10), f"run_group's child {child} outlived the driver"
+    # The next command finds only a stale registration: nothing to kill, and it is dropped.
+    assert reap_stale_groups(live) == []
+    assert not list(live.iterdir())
+
+
+def test_what_the_dead_leader_started_is_reaped_by_the_next_command(
+    tmp_path: Path,
+    started: tuple[list[subprocess.Popen[bytes]], list[str]],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The parent-death signal kills only the leader (here a shell, as in front of a
+    --probe-cmd); its own child stays in the registered group, leaderless."""
+    procs, _ = started
+    live = tmp_path / "live"
+    pidfile = tmp_path / "orphan.pid"
+    driver, leader = start_driver(live, ["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"])
+    procs.append(driver)
+    request.addfinalizer(lambda: kill_group(leader))
+    deadline = time.monotonic() + 30
+    while not pidfile.is_file() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline, "the shell never started its child"
+        time.sleep(0.05)
+    orphan = int(pidfile.read_text())
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert gone_within(leader, 10), "the leader outlived the driver"
+    assert alive(orphan)
+    assert reap_stale_groups(live) == [leader]
+    assert gone_within(orphan, 10), f"the next command left {orphan} running"

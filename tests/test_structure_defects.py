@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import flaky_args, read_report
@@ -115,3 +116,45 @@ def test_a_failed_build_quotes_the_first_real_error(make_flaky, cli, tmp_path: P
     line = next(ln for ln in r.err.splitlines() if "does not build" in ln)
     assert "error:" in line and "flaky.c" in line, line
     assert "Error 1" not in line and "Error 2" not in line, line
+
+
+def _import_graph() -> ModuleType:  # bench/import_graph.py (bench is not a package)
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "import_graph.py"
+    spec = importlib.util.spec_from_file_location("import_graph", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_driver_never_imports_a_plugin_package(tmp_path: Path) -> None:
+    """No module of bisect_driver (the demo included) imports build_recipes or probes, even
+    inside a function: plug-ins are loaded by name (plugin.registry), so there is no package
+    cycle between the driver and its plug-ins."""
+    ig = _import_graph()
+    mods = ig.modules()
+    known = set(mods)
+    graph = {name: ig.imports_of(name, path, known) for name, path in mods.items()}
+    direct = sorted(
+        f"{src} -> {dst}"
+        for src, dests in graph.items()
+        if src.split(".")[0] == "bisect_driver"
+        for dst in dests
+        if dst.split(".")[0] in ("build_recipes", "probes")
+    )
+    assert direct == []
+    top: dict[str, set[str]] = {}
+    for src, dests in graph.items():
+        for dst in dests:
+            if src.split(".")[0] != dst.split(".")[0]:
+                top.setdefault(src.split(".")[0], set()).add(dst.split(".")[0])
+    assert ig.cycles(top) == [], top
+    # The check sees an import inside a function, and import_graph (run by test_quality)
+    # reports it as an upward import.
+    fake = tmp_path / "commands.py"
+    fake.write_text("def demo():\n    from probes.command import CommandOptions\n")
+    found = ig.imports_of("bisect_driver.app.commands", fake, known)
+    assert "probes.command" in found
+    assert ig.upward({"bisect_driver.app.commands": found}) != []

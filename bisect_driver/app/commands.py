@@ -261,9 +261,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Generate a flaky C project and bisect its fix, end to end."""
     from bisect_driver.app.driver import run
     from bisect_driver.app.flaky_project import FlakySpec, generate
-    from build_recipes.shell import ShellOptions
-    from probes.command import CommandOptions
 
+    # By name, like any run: the driver never imports a plug-in package by path.
+    shell_options = load_plugin("recipe", "shell").Options
+    command_options = load_plugin("probe", "command").Options
     tmp = Path(tempfile.mkdtemp(prefix="bisect-qemu-demo-"))
     try:
         spec = FlakySpec(commits=40, change_at=27, rate=0.4, unbuildable=[9], seed=args.seed)
@@ -283,9 +284,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bad=DEMO_TAGS[1],
             cache_dir=Path(args.cache_dir).resolve() if args.cache_dir else tmp / "cache",
             recipe="shell",
-            recipe_options=ShellOptions(build_cmd="make -s", artifact=("flaky", "probe.sh")),
+            recipe_options=shell_options(build_cmd="make -s", artifact=("flaky", "probe.sh")),
             probe="command",
-            probe_options=CommandOptions(probe_cmd="./probe.sh"),
+            probe_options=command_options(probe_cmd="./probe.sh"),
             report_dir=base.report_dir or tmp / "report",
             verify_backport=True,
         )

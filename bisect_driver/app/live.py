@@ -114,9 +114,7 @@ class LiveView:
 def watch(progress: Progress, status: StatusFile) -> Iterator[bool]:
     """The live view on a terminal, else the heartbeat; yields True when the live view is
     on (then child processes' stderr must come through :meth:`Progress.echo`)."""
-    if progress.quiet:
-        yield False
-    elif progress.fancy:
+    if progress.fancy:
         with LiveView(progress, status):
             yield True
     else:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -36,8 +36,6 @@ class BisectOutcome:
     candidates: list[str]
     """The first new-term commit, or the set it lies in when skips border it."""
     log: str
-    output: str
-    skipped: list[str] = field(default_factory=list)
 
 
 def step_command(cache_dir: Path, run_id: str) -> list[str]:
@@ -149,13 +147,13 @@ class GitBisect:
         new_term = terms[1]
         m = re.search(rf"^([0-9a-f]{{40}}) is the first {re.escape(new_term)} commit", output, re.M)
         if m:
-            return BisectOutcome([m.group(1)], log, output, skipped_from_log(log))
+            return BisectOutcome([m.group(1)], log)
         m = re.search(
             rf"The first {re.escape(new_term)} commit could be any of:\n((?:[0-9a-f]{{40}}\n?)+)",
             output,
         )
         if m:
-            return BisectOutcome(SHA_RE.findall(m.group(1)), log, output, skipped_from_log(log))
+            return BisectOutcome(SHA_RE.findall(m.group(1)), log)
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise BisectError(f"git bisect run did not converge: {tail}")
 
@@ -167,7 +165,3 @@ def _pump(stream: IO[str] | None, echo: Callable[[str], None]) -> None:
     for line in stream:
         with contextlib.suppress(Exception):  # keep draining, or the child blocks
             echo(line.rstrip("\n"))
-
-
-def skipped_from_log(log: str) -> list[str]:
-    return re.findall(r"^git bisect skip ([0-9a-f]{40})", log, re.M)

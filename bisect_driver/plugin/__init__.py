@@ -24,7 +24,14 @@ from .errors import (
 from .host import HostCheck
 from .options import option
 from .probe import Outcome, Probe, TrialContext, TrialResult
-from .proc import ProcResult, kill_group, register_group, run_group, unregister_group
+from .proc import (
+    ProcResult,
+    die_with_parent,
+    kill_group,
+    register_group,
+    run_group,
+    unregister_group,
+)
 from .recipe import BuildContext, BuildResult, BuildStatus, Recipe, fingerprint
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "TrialContext",
     "TrialResult",
     "UserError",
+    "die_with_parent",
     "fingerprint",
     "kill_group",
     "option",

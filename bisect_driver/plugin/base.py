@@ -78,6 +78,3 @@ class Plugin(ABC):
     def host_checks(self) -> list[HostCheck]:
         """What `bisect-qemu doctor` verifies on this host for this plug-in."""
         return []
-
-    def describe(self) -> str:
-        return f"{self.name} {self.settings()}"

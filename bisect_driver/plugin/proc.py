@@ -3,15 +3,21 @@
 Why not ``sh``'s ``_timeout``: it signals only the direct child, so a hung qemu
 started by a shell script would outlive the trial.  An overnight run must leave
 no process behind, so every build and trial goes through :func:`run_group`.
+
+A child also dies with its trial: :func:`die_with_parent` (the ``preexec_fn`` of
+run_group and of the qcow2 probe's qemu) makes the kernel SIGKILL it when the
+driver is killed with -9, which no ``finally`` survives.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +62,41 @@ def kill_live_groups() -> None:
         kill_group(pgid)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+try:  # looked up here, not in the forked child (which should run as little as possible)
+    _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the live-dir reaping below still works
+    _prctl = None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child die (SIGKILL) when the caller dies.
+
+    Call it in the thread that starts the child, and keep that thread waiting for the
+    child: PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not only
+    the process.  run_group and the qcow2 probe's run_guest both fork in the thread
+    that waits for the child (a trial's pool worker) and kill its group before they
+    return, so the thread never ends before its child; it ends early only when the
+    whole driver dies, which is exactly when the child must go.  The kernel signals
+    only the direct child (the group leader: qemu itself in the qcow2 probe, the
+    shell in front of a ``--probe-cmd``); the leader's own children are left to the
+    live-dir registration, which the next command reaps (:func:`reap_stale_groups`).
+
+    If the caller died between fork and prctl, the child's parent is already another
+    process and no signal would ever come: the child then kills itself at once.
+    """
+    if _prctl is None:
+        return None
+    prctl, parent = _prctl, os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (tells a reused pid from the original)."""
     try:
@@ -63,6 +104,31 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _group_runs(pgid: int, recorded: str) -> bool:
+    """Whether the session and group ``pgid`` registered with its leader's start time
+    ``recorded`` still has a running process (zombies do not count).
+
+    The leader itself may be gone: it dies with the driver (:func:`die_with_parent`),
+    the processes it started do not.  Those are still the registered group's own:
+    Linux hands out no pid that is still some group's or session's id, so while they
+    live no other process can have become a leader ``pgid``.  A live process with
+    pid ``pgid`` but another start time means the group is gone and the pid reused."""
+    leader = _start_time(pgid)
+    if not recorded or (leader is not None and leader != recorded):
+        return False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state ppid pgrp session ... starttime (index 19)
+        if fields[0] not in "ZX" and int(fields[2]) == pgid == int(fields[3]):
+            return True
+    return False
 
 
 def register_group(pgid: int) -> Path | None:
@@ -95,8 +161,11 @@ def reap_stale_groups(live_dir: Path) -> list[int]:
             pgid = int(entry.name)
         except ValueError:
             continue
-        recorded = entry.read_text().strip()
-        if recorded and _start_time(pgid) == recorded:
+        try:
+            recorded = entry.read_text().strip()
+        except OSError:  # unregistered meanwhile by a process of the killed run
+            continue
+        if _group_runs(pgid, recorded):
             kill_group(pgid)
             killed.append(pgid)
         entry.unlink(missing_ok=True)
@@ -136,6 +205,7 @@ def run_group(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # this thread waits for it below
         )
         LIVE_GROUPS.add(proc.pid)
         registered = register_group(proc.pid)

@@ -7,7 +7,9 @@ what the guest prints, so this module has its own small equivalent that
 registers the group in ``LIVE_GROUPS`` (killed on SIGTERM/SIGINT of the driver)
 and in the live directory (reaped by the next command after a ``kill -9`` of
 the driver: qemu runs in a session of its own and would otherwise run on
-forever, its guest idling after the writes), and always kills the whole group
+forever, its guest idling after the writes), starts qemu with a parent-death
+signal (:func:`bisect_driver.plugin.proc.die_with_parent`: the kernel kills it
+when the driver dies, kill -9 included) and always kills the whole group
 before returning.
 
 The judgement itself lives in :mod:`.judge` (no I/O); :func:`classify_run`
@@ -36,6 +38,7 @@ from bisect_driver.plugin import (
     Outcome,
     TrialContext,
     TrialResult,
+    die_with_parent,
     kill_group,
     register_group,
     run_group,
@@ -275,13 +278,16 @@ def run_guest(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # qemu dies with the driver (kill -9 included); this thread waits for it below
+            preexec_fn=die_with_parent(),
         )
     except OSError as exc:
         run.start_failed = str(exc)
         return run
     LIVE_GROUPS.add(proc.pid)
-    # On disk too: a kill -9 of the driver skips every finally below, and qemu,
-    # in a session of its own, would outlive it; the next command reaps it.
+    # On disk too: a kill -9 of the driver skips every finally below; qemu dies with
+    # it (die_with_parent), but what a wrapper in front of qemu started would outlive
+    # it in this session of its own: the next command reaps that.
     registered = register_group(proc.pid)
     watcher = SerialWatcher(proc.stdout, log_path, start)  # type: ignore[arg-type]
     try:
@@ -369,7 +375,7 @@ def result_from(
     """A TrialResult with the timings a person tuning the probe wants to see.
 
     ``signature`` (what failed, see :class:`.judge.Judgement`) goes to
-    ``extra["signature"]`` when there is one.
+    ``TrialResult.signature`` when there is one.
     """
     extra: dict[str, Any] = {}
     status = sig = None
@@ -386,8 +392,12 @@ def result_from(
         if run.exit_time and run.kill_time:
             extra["exit_after_kill_s"] = round(run.exit_time - run.kill_time, 3)
         extra = {k: v for k, v in extra.items() if v is not None}
-    if signature:
-        extra["signature"] = signature
     return TrialResult(
-        outcome, duration=duration, exit_status=status, signal=sig, detail=detail, extra=extra
+        outcome,
+        duration=duration,
+        exit_status=status,
+        signal=sig,
+        detail=detail,
+        signature=signature or None,
+        extra=extra,
     )
