@@ -1,21 +1,20 @@
-"""Trials per bisect, side by side: this design, the previous one, naive fixed-30, the bound.
+"""Trials per hunt against the bounds, through the shipped hunt (bench/simulate.py).
 
     .venv/bin/python bench/bench_statistics.py [--runs 100] [--seed 1] [--repos] [--json F]
 
 Simulated part (always): for N in {100, 2713} commits and a constant rate p in
-{0.05, 0.1, 0.25, 0.5, 0.86}, delta = 0.01, it runs bench/sim_bisect.py's
-designs on the same drawn cases and prints the mean trials per bisect, the
-share of wrong answers (among answers that were claimed), and the ratio to
-the information bound log2 N / C_Z(p) + ln(1/delta) / -ln(1-p).  Because the
-default design protects against drift (the commits next to the change may
-reproduce at a sixth of the far end's rate), its clean neighbour must exclude
-a bug at p/6, which no method can do in fewer than ln(1/delta) / -ln(1-p/6)
-trials: the "drift-aware bound" column replaces the bound's last term by that.
-"v2 --min-rate p" is the same design told that there is no drift.
+{0.05, 0.1, 0.25, 0.5, 0.86}, delta = 0.01, it runs bisect_driver.hunt.stage.hunt on
+simulated fix hunts (the change drawn uniformly) and prints the mean trials per hunt,
+the distinct commits tested, the share of wrong claims, and the ratios to the
+information bound log2 N / C_Z(p) + ln(1/delta) / -ln(1-p) and to the drift-aware bound
+(the last term at p/6: the default guards against the commits next to the change
+reproducing at a sixth of the far end's rate, and excluding a bug at p/6 at the clean
+neighbour costs ln(1/delta) / -ln(1-p/6) trials whatever the method).  "--min-rate p"
+is the same hunt told the rate.
 
-With --repos it also runs the real tool and the naive driver (bench_flaky.py)
-on generated 100-commit repos at planted rates 0.1, 0.25 and 0.5, one seed
-each, and prints the trials each used and whether each was right.
+With --repos it also runs the real tool and the naive driver (bench_flaky.py) on
+generated 100-commit repos at planted rates 0.1, 0.25 and 0.5, one seed each, and
+prints the trials each used and whether each was right.
 """
 
 from __future__ import annotations
@@ -31,15 +30,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim_bisect import Case, bound, c_z, run_naive, run_v1, run_v2  # noqa: E402
+from simulate import Case, Simulated, simulate  # noqa: E402
 
 RATES = (0.05, 0.1, 0.25, 0.5, 0.86)
 SIZES = (100, 2713)
 DELTA = 0.01
 
 
+def c_z(p: float) -> float:
+    """Capacity of the Z-channel with crossover 1-p, in bits per trial."""
+    return math.log2(1 + p * (1 - p) ** ((1 - p) / p))
+
+
+def bound(n: int, p: float, delta: float = DELTA) -> float:
+    """Trials any method needs, roughly: log2 N / C_Z(p) + ln(1/delta) / -ln(1-p)."""
+    return math.log2(n) / c_z(p) + math.log(1 / delta) / -math.log1p(-p)
+
+
 def drift_bound(n: int, p: float, delta: float = DELTA) -> float:
     return math.log2(n) / c_z(p) + math.log(1 / delta) / -math.log1p(-p / 6)
+
+
+def _summary(outs: list[Simulated]) -> dict[str, float]:
+    claimed = [o for o in outs if o.claimed]
+    return {
+        "trials": sum(o.trials for o in outs) / len(outs),
+        "commits": sum(o.commits for o in outs) / len(outs),
+        "claimed": len(claimed) / len(outs),
+        "wrong": sum(o.wrong for o in claimed) / max(1, len(claimed)),
+    }
 
 
 def simulated(runs: int, seed: int) -> list[dict[str, object]]:
@@ -47,55 +66,38 @@ def simulated(runs: int, seed: int) -> list[dict[str, object]]:
     for n in SIZES:
         for p in RATES:
             rng = random.Random(seed * 1000 + int(p * 100) + n)
-            cases = [Case(n, rng.randint(1, n), p) for _ in range(runs if n < 1000 else runs // 2)]
-            designs = {
-                "v2": lambda c, r: run_v2(c, r),
-                "v2 --min-rate p": lambda c, r, p=p: run_v2(c, r, min_rate=p),
-                "v1 (previous)": lambda c, r: run_v1(c, r),
-                "naive-30": lambda c, r: run_naive(c, r),
-            }
+            count = runs if n < 1000 else max(1, runs // 2)
+            cases = [Case(n, rng.randint(1, n), p) for _ in range(count)]
+            seeds = [rng.randrange(1 << 30) for _ in cases]
             row: dict[str, object] = {
                 "N": n,
                 "p": p,
                 "bound": bound(n, p),
                 "drift_bound": drift_bound(n, p),
+                "default": _summary([simulate(c, s) for c, s in zip(cases, seeds, strict=True)]),
+                "min-rate": _summary(
+                    [simulate(c, s, min_rate=p) for c, s in zip(cases, seeds, strict=True)]
+                ),
             }
-            for name, design in designs.items():
-                r = random.Random(rng.random())
-                outs = [design(c, r) for c in cases]
-                claimed = [(o, c) for o, c in zip(outs, cases, strict=True) if o.answer is not None]
-                wrong = sum(o.wrong(c) for o, c in claimed)
-                row[name] = {
-                    "trials": sum(o.trials for o in outs) / len(outs),
-                    "wrong": wrong / max(1, len(claimed)),
-                    "claimed": len(claimed) / len(outs),
-                    "builds": sum(len(o.commits) for o in outs) / len(outs),
-                }
             rows.append(row)
             print_row(row)
     return rows
 
 
 HEADER = (
-    "| N | p | bound | drift-aware bound | v2 | v2 / bound | v2 / drift-aware"
-    " | v2 --min-rate p | v1 (previous) | naive-30 (wrong) |"
+    "| N | p | bound | drift-aware bound | trials (commits, wrong) | / bound | / drift-aware"
+    " | --min-rate p: trials (commits, wrong) |"
 )
 
 
 def print_row(row: dict[str, object]) -> None:
-    def t(name: str) -> dict[str, float]:
-        value = row[name]
-        assert isinstance(value, dict)
-        return value
-
+    d, m = row["default"], row["min-rate"]
+    assert isinstance(d, dict) and isinstance(m, dict)
     b, db = float(row["bound"]), float(row["drift_bound"])  # type: ignore[arg-type]
-    v2 = t("v2")
     print(
-        f"| {row['N']} | {row['p']} | {b:.0f} | {db:.0f} | {v2['trials']:.0f}"
-        f" (wrong {v2['wrong']:.1%}) | {v2['trials'] / b:.2f} | {v2['trials'] / db:.2f}"
-        f" | {t('v2 --min-rate p')['trials']:.0f} (wrong {t('v2 --min-rate p')['wrong']:.1%})"
-        f" | {t('v1 (previous)')['trials']:.0f} (wrong {t('v1 (previous)')['wrong']:.1%})"
-        f" | {t('naive-30')['trials']:.0f} ({t('naive-30')['wrong']:.1%}) |",
+        f"| {row['N']} | {row['p']} | {b:.0f} | {db:.0f} | {d['trials']:.0f}"
+        f" ({d['commits']:.1f}, {d['wrong']:.1%}) | {d['trials'] / b:.2f}"
+        f" | {d['trials'] / db:.2f} | {m['trials']:.0f} ({m['commits']:.1f}, {m['wrong']:.1%}) |",
         flush=True,
     )
 
@@ -133,9 +135,9 @@ def main() -> int:
     ap.add_argument("--repos", action="store_true", help="also run generated 100-commit repos")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    print(f"delta = {DELTA}; mean trials per bisect; wrong = share of claimed answers\n")
+    print(f"delta = {DELTA}; mean trials per hunt; wrong = share of claimed answers\n")
     print(HEADER)
-    print("|---:|---:|---:|---:|---|---:|---:|---|---|---|")
+    print("|---:|---:|---:|---:|---|---:|---:|---|")
     data: dict[str, object] = {"simulated": simulated(args.runs, args.seed)}
     if args.repos:
         data["repos"] = repos()

@@ -1,16 +1,15 @@
-"""Is the claimed confidence calibrated?  Simulated runs of the driver's decisions.
+"""Is the claimed confidence calibrated?  Simulated hunts through the shipped hunt stage.
 
     .venv/bin/python bench/calibrate_confidence.py [--runs 1200] [--seed 1] [--json FILE]
 
-Each run draws a case: a range of N in [20, 400] commits, the change somewhere
-inside, a far-end rate in [0.05, 0.9] (log-uniform), and one of: no drift; the
-commits next to the change reproducing at a sixth of the far end's rate over
-a span of 1-40 commits (the worst the default floor covers); the same at a
-tenth (below the floor: the run must say "inconclusive", not name a wrong
-commit at >= 0.99); untestable commits (skips) right next to the answer.
-It runs bench/sim_bisect.run_v2 (the driver's own decision functions) and
-prints, for each threshold c, the runs that claimed confidence >= c and the
-share of them that named a wrong commit, which must stay <= 1 - c.
+Each run draws a case (bench/simulate.py: a line of N in [20, 400] commits, the change
+somewhere inside, a far-end rate in [0.05, 0.9] log-uniform, a fix or a regression hunt)
+of one of the KINDS below, and runs bisect_driver.hunt.stage.hunt on it: the driver's
+own ends check, steps, confirmation, corrections and answer, with only builds, trial
+outcomes and history simulated.  It prints, for each threshold c, the runs that claimed
+confidence >= c and the share of those whose claim was wrong (a single commit that is
+not the change, or a candidate set without it), which must stay <= 1 - c, and per kind
+the claims, wrong claims, mean trials and why the others made no claim.
 """
 
 from __future__ import annotations
@@ -24,78 +23,138 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim_bisect import Case, run_v2  # noqa: E402
+from simulate import Case, Simulated, simulate  # noqa: E402
 
 THRESHOLDS = (0.9, 0.95, 0.99, 0.995)
-KINDS = ("no drift", "drift 1/6", "drift 1/10 (below the floor)", "skips next to the answer")
+KINDS = (
+    "no drift",
+    "drift 1/6",
+    "drift 1/10 (below the floor)",
+    "skips next to the answer",
+    "unrelated crash next to the change",
+    "rare flake at the clean end",
+    "two faces of the bug",
+)
 
 
-def draw(rng: random.Random, kind: str) -> Case:
-    n = rng.randint(20, 400)
+def draw(rng: random.Random, kind: str, small: bool = False) -> Case:
+    """A case of ``kind``; ``small`` keeps N and the rates where a test runs quickly."""
+    n = rng.randint(20, 120) if small else rng.randint(20, 400)
     change = rng.randint(1, n)
-    rate = math.exp(rng.uniform(math.log(0.05), math.log(0.9)))
+    lo_rate = 0.15 if small else 0.05
+    rate = math.exp(rng.uniform(math.log(lo_rate), math.log(0.9)))
+    direction = "fix" if rng.random() < 0.5 else "regression"
+    base = Case(n, change, rate, direction=direction)
     if kind == "drift 1/6":
-        return Case(n, change, rate, near_rate=rate / 6, near_span=rng.randint(1, 40))
+        return _with(base, near_rate=rate / 6, near_span=rng.randint(1, 40))
     if kind.startswith("drift 1/10"):
-        return Case(n, change, rate, near_rate=rate / 10, near_span=rng.randint(1, 40))
+        return _with(base, near_rate=rate / 10, near_span=rng.randint(1, 40))
     if kind == "skips next to the answer":
         around = {change - 2, change - 1, change + 1, change + 2}
         skips = frozenset(i for i in around if 0 < i < n and rng.random() < 0.5)
-        return Case(n, change, rate, skips=skips)
-    return Case(n, change, rate)
+        return _with(base, skips=skips)
+    if kind.startswith("unrelated crash"):
+        # Another bug crashes in a stretch on the clean side that starts or ends at the
+        # change: after a fix, before a regression (the shapes that fooled the tool).
+        span = rng.randint(1, max(1, n // 3))
+        if direction == "fix":
+            other = (change, min(n, change + span))
+        else:
+            other = (max(1, change - span), change)
+        return _with(base, other=other, other_rate=rng.uniform(0.05, 0.6))
+    if kind.startswith("rare flake"):
+        return _with(base, background=rate / rng.uniform(6, 12))
+    if kind.startswith("two faces"):
+        return _with(base, faces=rng.uniform(0.2, 0.6), face_span=rng.randint(1, 20))
+    return base
+
+
+def _with(case: Case, **changes: object) -> Case:
+    from dataclasses import replace
+
+    return replace(case, **changes)  # type: ignore[arg-type]
+
+
+def run(runs: int, seed: int, small: bool = False) -> list[tuple[str, Simulated]]:
+    """``runs`` simulated hunts, the kinds in turn."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(runs):
+        kind = KINDS[i % len(KINDS)]
+        case = draw(rng, kind, small)
+        out.append((kind, simulate(case, seed=rng.randrange(1 << 30))))
+    return out
+
+
+def table(rows: list[tuple[str, Simulated]]) -> dict[str, object]:
+    by_c = []
+    for c in THRESHOLDS:
+        claimed = [r for _k, r in rows if r.claimed and (r.confidence or 0) >= c]
+        wrong = sum(r.wrong for r in claimed)
+        by_c.append({"c": c, "runs": len(claimed), "wrong": wrong})
+    kinds = []
+    for kind in KINDS:
+        mine = [r for k, r in rows if k == kind]
+        claimed = [r for r in mine if r.claimed]
+        whys: dict[str, int] = {}
+        for r in mine:
+            if not r.claimed:
+                why = f"exit {r.exit_status}"
+                whys[why] = whys.get(why, 0) + 1
+        kinds.append(
+            {
+                "kind": kind,
+                "runs": len(mine),
+                "claimed": len(claimed),
+                "wrong": sum(r.wrong for r in claimed),
+                "trials": sum(r.trials for r in mine) / max(1, len(mine)),
+                "not claimed": whys,
+            }
+        )
+    return {"thresholds": by_c, "kinds": kinds}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=1200, help="simulated runs (default 1200)")
+    ap.add_argument("--runs", type=int, default=1200, help="simulated hunts (default 1200)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    rng = random.Random(args.seed)
-    rows = []
-    for i in range(args.runs):
-        kind = KINDS[i % len(KINDS)]
-        case = draw(rng, kind)
-        out = run_v2(case, rng)
-        rows.append(
-            {
-                "kind": kind,
-                "n": case.n,
-                "rate": case.far_rate,
-                "trials": out.trials,
-                "confidence": out.confidence,
-                "claimed": out.confidence is not None,
-                "wrong": out.wrong(case) if out.confidence is not None else False,
-                "why": out.why,
-            }
-        )
-    print(f"{args.runs} simulated runs (seed {args.seed}), confidence target 0.99\n")
+    rows = run(args.runs, args.seed)
+    t = table(rows)
+    print(f"{args.runs} simulated hunts (seed {args.seed}) through hunt.stage.hunt, target 0.99\n")
     print("| claims confidence >= c | runs | wrong | share wrong | allowed (1 - c) |")
     print("|---|---:|---:|---:|---:|")
-    table = []
-    for c in THRESHOLDS:
-        claimed = [r for r in rows if r["claimed"] and r["confidence"] >= c]
-        wrong = sum(r["wrong"] for r in claimed)
-        share = wrong / len(claimed) if claimed else 0.0
-        table.append({"c": c, "runs": len(claimed), "wrong": wrong, "share": share})
-        print(f"| {c} | {len(claimed)} | {wrong} | {share:.4f} | {1 - c:.3f} |")
-    print("\n| case | runs | claimed | wrong among claimed | mean trials | why not claimed |")
+    for row in t["thresholds"]:  # type: ignore[attr-defined]
+        share = row["wrong"] / row["runs"] if row["runs"] else 0.0
+        print(f"| {row['c']} | {row['runs']} | {row['wrong']} | {share:.4f} | {1 - row['c']:.3f} |")
+    print("\n| kind | runs | claimed | wrong among claimed | mean trials | not claimed |")
     print("|---|---:|---:|---:|---:|---|")
-    for kind in KINDS:
-        mine = [r for r in rows if r["kind"] == kind]
-        claimed = [r for r in mine if r["claimed"]]
-        whys: dict[str, int] = {}
-        for r in mine:
-            if not r["claimed"]:
-                whys[r["why"] or "?"] = whys.get(r["why"] or "?", 0) + 1
-        mean = sum(r["trials"] for r in mine) / max(1, len(mine))
-        why = ", ".join(f"{k} {v}" for k, v in sorted(whys.items())) or "-"
+    for k in t["kinds"]:  # type: ignore[attr-defined]
+        why = ", ".join(f"{w} {v}" for w, v in sorted(k["not claimed"].items())) or "-"
         print(
-            f"| {kind} | {len(mine)} | {len(claimed)} | {sum(r['wrong'] for r in claimed)}"
-            f" | {mean:.0f} | {why} |"
+            f"| {k['kind']} | {k['runs']} | {k['claimed']} | {k['wrong']} | {k['trials']:.0f}"
+            f" | {why} |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps({"table": table, "runs": rows}, indent=1))
+        data = {
+            "table": t,
+            "runs": [
+                {
+                    "kind": k,
+                    "n": r.case.n,
+                    "direction": r.case.direction,
+                    "rate": r.case.far_rate,
+                    "candidates": r.candidates,
+                    "answer": r.case.answer,
+                    "confidence": r.confidence,
+                    "exit": r.exit_status,
+                    "trials": r.trials,
+                }
+                for k, r in rows
+            ],
+        }
+        Path(args.json).write_text(json.dumps(data, indent=1))
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import git
 
+from bisect_driver.bisect.confirm import confirm_run_id
 from bisect_driver.build.builder import Builder
 from bisect_driver.plugin.probe import Probe
 from bisect_driver.plugin.recipe import Recipe
@@ -22,8 +23,9 @@ from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import Journal
 from bisect_driver.store.repo import Checkout, checkout_for, open_user_repo
 from bisect_driver.store.runstatus import StatusFile
-from bisect_driver.verdict.judge import CommitTester, Policy, ProgressFn
-from bisect_driver.verdict.stats import SOFT_ALPHA, spent_alpha
+from bisect_driver.verdict.core import BACKGROUND_EVENT, run_policy
+from bisect_driver.verdict.judge import CommitTester, ProgressFn
+from bisect_driver.verdict.stats import SOFT_ALPHA
 
 
 @dataclass
@@ -95,6 +97,10 @@ class RunContext:
             status=self.status_file,
         )
         runner.bug_end = self.bug_end
+        if self.plan is not None:
+            # Faces of the bug are known from this run's verdicts (probe.trials).
+            runner.verdict_runs = (self.plan.run_id, confirm_run_id(self.plan.run_id))
+            runner.ends = (self.plan.good, self.plan.bad)
         return runner
 
     def define_bug(self, reproducing_end: str, runner: TrialRunner) -> BugSignature | None:
@@ -106,14 +112,26 @@ class RunContext:
         self.bug_end = runner.bug_end = reproducing_end
         return runner.bug
 
+    def background(self) -> tuple[float, float]:
+        """The clean end's failure-rate bounds when both ends showed the bug's failure and
+        were told apart by rate (bisect.endpoints), else (0, 0)."""
+        if self.plan is None:
+            return 0.0, 0.0
+        events = self.journal.events(self.plan.run_id, BACKGROUND_EVENT)
+        if not events:
+            return 0.0, 0.0
+        lo, hi = events[-1][2].split()
+        return float(lo), float(hi)
+
     def tester(self, progress_fn: ProgressFn | None = None) -> CommitTester:
         s = self.settings
-        policy = Policy(
-            alpha=self.plan.alpha if self.plan else SOFT_ALPHA,
-            fp=s.false_positive_rate,
+        policy = run_policy(
+            s.confidence,
+            alpha=SOFT_ALPHA,
             max_trials=s.max_trials,
-            strict_alpha=None if s.min_rate else spent_alpha(1.0 - s.confidence, 0),
-            anchor_alpha=spent_alpha(1.0 - s.confidence, 0),
+            fp=s.false_positive_rate,
+            min_rate=s.min_rate,
+            background=self.background(),
         )
         return CommitTester(
             self.run_id or "adhoc", self.journal, self.builder, self.runner(), policy, progress_fn

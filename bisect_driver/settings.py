@@ -183,8 +183,6 @@ class RunPlan:
     bad_ref: str
     range_size: int
     expected_verdicts: int
-    alpha: float
-    """Per-verdict error target."""
     recipe_key: str
     probe_key: str
     command_line: str

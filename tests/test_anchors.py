@@ -176,6 +176,7 @@ def test_the_new_end_failing_first_does_not_turn_the_hunt_around(cli, tmp_path: 
     assert "both ends fail, differently" in last and "--signature" in last
 
 
+@pytest.mark.slow
 def test_a_rare_other_failure_at_the_fixed_end_does_not_stop_the_hunt(cli, tmp_path: Path) -> None:
     """The fixed end aborts once in its anchor trials; the old end fails every time: the
     SIGSEGV is the bug, the abort an other failure, and the fix is found."""

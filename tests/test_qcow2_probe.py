@@ -192,7 +192,7 @@ def test_qemu_killed_by_sigsegv_is_reproduced(tmp_path: Path, probe: Qcow2Sigter
     res = probe.run_trial(context(tmp_path, art))
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert res.signal == 11 and "SIGSEGV" in res.detail
-    assert res.extra["signature"] == "SIGSEGV"
+    assert res.signature == "SIGSEGV"
     assert res.log_path and "BQ-GO" in Path(res.log_path).read_text()
     assert_nothing_left(pidfile)
 
@@ -200,13 +200,13 @@ def test_qemu_killed_by_sigsegv_is_reproduced(tmp_path: Path, probe: Qcow2Sigter
 def test_qemu_abort_is_reproduced_with_its_assertion_as_signature(
     tmp_path: Path, probe: Qcow2SigtermProbe
 ) -> None:
-    """The assertion qemu prints before SIGABRT names the failure (extra["signature"])."""
+    """The assertion qemu prints before SIGABRT names the failure (TrialResult.signature)."""
     art, pidfile = wrapped_artifacts(tmp_path / "art", "abort")
     res = probe.run_trial(context(tmp_path, art))
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert res.signal == 6
     expected = "qcow2_cache_destroy: Assertion `c->entries[i].ref == 0' failed"
-    assert res.extra["signature"] == f"SIGABRT: {expected}"
+    assert res.signature == f"SIGABRT: {expected}"
     assert expected in res.detail
     assert_nothing_left(pidfile)
 
@@ -217,7 +217,7 @@ def test_corrupted_image_is_reproduced(tmp_path: Path, probe: Qcow2SigtermProbe)
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert res.signal is None and res.exit_status == 0
     assert "corruption" in res.detail
-    assert res.extra["signature"] == "image corrupt"
+    assert res.signature == "image corrupt"
     assert res.log_path and Path(res.log_path).is_file()
     kept = list((tmp_path / "evidence").glob("*.qcow2"))
     assert len(kept) == 1  # the damaged image is evidence
@@ -230,7 +230,7 @@ def test_lost_data_is_reproduced(tmp_path: Path, probe: Qcow2SigtermProbe) -> No
     res = probe.run_trial(context(tmp_path, art))
     assert res.outcome is Outcome.REPRODUCED, res.detail
     assert "lost" in res.detail and "corruption" not in res.detail
-    assert res.extra["signature"] == "data lost"
+    assert res.signature == "data lost"
     assert_nothing_left(pidfile)
 
 
@@ -255,7 +255,7 @@ def test_qemu_that_ignores_sigterm_is_a_hang_and_is_killed(
     art, pidfile = wrapped_artifacts(tmp_path / "art", "hang")
     res = probe.run_trial(context(tmp_path, art, timeout=45.0))
     assert res.outcome is Outcome.HANG, res.detail
-    assert res.extra["signature"] == "hang after SIGTERM"
+    assert res.signature == "hang after SIGTERM"
     assert pidfile.exists()
     assert_nothing_left(pidfile)  # the real qemu, a grandchild, was killed with the group
 

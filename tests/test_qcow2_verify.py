@@ -533,12 +533,12 @@ def finished(tmp_path: Path, run: GuestRun | None, **facts: object) -> _Pending:
 
 
 def test_trial_result_carries_the_signature(tmp_path: Path) -> None:
-    """The probe's _finish passes the judgement's signature on, in extra["signature"]."""
+    """The probe's _finish passes the judgement's signature on, in TrialResult.signature."""
     probe = Qcow2SigtermProbe(accel="tcg")
     # the check could not open the image, so no data is read: no qemu-img runs here
     res = probe._finish(finished(tmp_path, SIGABRT_RUN, check=NOT_QCOW2), None)
     assert res.outcome is Outcome.REPRODUCED
-    assert res.extra["signature"] == f"SIGABRT: {ASSERT_SIG}"
+    assert res.signature == f"SIGABRT: {ASSERT_SIG}"
     assert res.signal == 6 and "trusted check: check failed (status 1)" in res.detail
     assert res.log_path and Path(res.log_path).is_file()
 
@@ -557,7 +557,7 @@ def test_trials_without_a_failure_of_qemu_have_no_signature_but_hangs(
 ) -> None:
     res = Qcow2SigtermProbe(accel="tcg")._finish(finished(tmp_path, run, **facts), None)
     assert res.outcome is outcome, res.detail
-    assert res.extra.get("signature") == signature
+    assert res.signature == signature
 
 
 # ---------------------------------------------------------------- trusted check

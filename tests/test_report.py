@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -19,6 +20,8 @@ from bisect_driver.app.driver import prepare_run
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.plugin.errors import EXIT_FOUND, EXIT_UNCONFIRMED
+from bisect_driver.probe.trials import TrialRunner
+from bisect_driver.report.collect import signatures_of
 from bisect_driver.report.html import render_html
 from bisect_driver.report.markdown import render_md
 from bisect_driver.report.model import (
@@ -29,12 +32,14 @@ from bisect_driver.report.model import (
     EvidenceRow,
     PluginInfo,
     Report,
+    SignatureRow,
     Statistics,
     Toolchain,
     render_json,
 )
-from bisect_driver.store.journal import VerdictRecord
+from bisect_driver.store.journal import Journal, TrialRecord, VerdictRecord
 from bisect_driver.verdict.stats import Verdict
+from probes.command import CommandProbe
 
 slow = pytest.mark.slow
 
@@ -231,12 +236,19 @@ def test_report_renders_and_regenerates_from_the_journal(make_flaky, cli, tmp_pa
         "## Confidence",
         "## Checks",
         "## Evidence",
+        "## Signatures",
         "## Environment",
         "## Reproduce or resume",
         "## git bisect log",
     ):
         assert heading in md
     assert any(e["verdict"] == "skip" and "build" in e["reason"] for e in second["evidence"])
+    # every reproduction's failure is listed; the reproducing end's is the bug
+    end = repo.old  # a fix hunt: the old end reproduces
+    at_end = {
+        (s["signature"], s["is_bug"], s["why"]) for s in second["signatures"] if s["commit"] == end
+    }
+    assert at_end == {("crashed: SIGSEGV", True, "shown by the reproducing end")}
 
 
 # -- the model and its renderers, without a run ------------------------------------------
@@ -334,7 +346,7 @@ def test_renderers_and_json_agree_on_candidate_and_checks(statuses):
     data = json.loads(render_json(report))
     assert data == report.to_json()
     md = render_md(report)
-    page = render_html(report, md)
+    page = render_html(report)
 
     expected = [(c["name"], c["status"], c["detail"]) for c in data["checks"]]
     assert [c[1] for c in expected] == [str(s) for s in statuses]
@@ -362,3 +374,94 @@ def test_report_json_keys_are_the_documented_ones():
     data = hand_made_report(()).to_json()
     assert set(data) == documented
     assert data["schema"] == SCHEMA_VERSION
+
+
+# -- the Signatures section: every failure seen, per commit, and why it counted -----------
+
+SIG_ROWS = (
+    SignatureRow(PARENT, "crashed: SIGSEGV", 2, True, "shown by the reproducing end"),
+    SignatureRow(PARENT, "a.c:<line>: f: Assertion `x' failed. | killed by SIGABRT", 1, True,
+                 "a face of the bug: seen at 0ddba1222222, which carries the bug (2"
+                 " reproductions of the reproducing end's signature), never on the clean side"),
+    SignatureRow(CAND, "crashed: SIGBUS", 3, False,
+                 "another failure: not shown by the reproducing end, nor seen at a commit"
+                 " shown to carry the bug"),
+    SignatureRow(CAND, None, 1, True, "no signature: nothing tells it from the bug"),
+)  # fmt: skip
+
+
+def test_signatures_are_listed_per_commit_in_every_rendering():
+    report = dataclasses.replace(hand_made_report(()), signatures=SIG_ROWS)
+    data = json.loads(render_json(report))
+    assert data["signatures"][0] == {
+        "commit": PARENT,
+        "signature": "crashed: SIGSEGV",
+        "count": 2,
+        "is_bug": True,
+        "why": "shown by the reproducing end",
+    }
+    assert [(s["commit"], s["count"], s["is_bug"]) for s in data["signatures"]] == [
+        (r.commit, r.count, r.is_bug) for r in SIG_ROWS
+    ]
+    md = render_md(report)
+    section = md.split("## Signatures", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ")][1:]
+    assert rows[0] == (
+        "| 0 | `0ddba1222222` | `crashed: SIGSEGV` | 2 | the bug | shown by the reproducing end |"
+    )
+    assert "`a.c:<line>: f: Assertion `x' failed. \\| killed by SIGABRT` | 1 | the bug |" in rows[1]
+    assert "| 1 | `c0ffee111111` | `crashed: SIGBUS` | 3 | another failure |" in rows[2]
+    assert "| (none) | 1 | the bug |" in rows[3]
+    assert len(rows) == len(SIG_ROWS)
+    page = render_html(report)
+    assert "<h2>Signatures</h2>" in page
+    assert "<td><code>crashed: SIGBUS</code></td><td>3</td><td>another failure</td>" in page
+    assert html.escape("Assertion `x' failed.") in page
+    # no reproduction anywhere: no section
+    empty = hand_made_report(())
+    assert "## Signatures" not in render_md(empty)
+    assert "<h2>Signatures</h2>" not in render_html(empty)
+    assert json.loads(render_json(empty))["signatures"] == []
+
+
+def test_signatures_of_counts_each_failure_with_the_evidence_rule(tmp_path):
+    """The rows agree with the evidence counts: what the table calls the bug is what the
+    verdicts counted."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    probe = CommandProbe(probe_cmd="true")
+    runner = TrialRunner(journal, probe, "rk", tmp_path / "ev", hang_as="reproduced")
+    seg, abrt = "crashed: SIGSEGV", "crashed: SIGABRT"
+    plan = {
+        "E": [("reproduced", seg), ("reproduced", seg), ("clean", None)],
+        "C": [("clean", None), ("reproduced", abrt)],
+        "X": [("reproduced", abrt), ("reproduced", seg), ("hang", None), ("error", "x")],
+    }
+    for commit, trials in plan.items():
+        for i, (outcome, sig) in enumerate(trials):
+            journal.record_trial(
+                "rk",
+                runner.probe_key,
+                TrialRecord(commit, i, outcome, None, None, 0.1, 0.0, None, "", None, sig),
+            )
+    journal.record_verdict("r", VerdictRecord("C", "clean", 2, 0, 0.0, "endpoint", 0.0))
+    runner.bug_end, runner.ends, runner.verdict_runs = "E", ("E", "C"), ("r",)
+    rows = signatures_of(runner, ["E", "C", "X"], runner.bug)
+    got = [(r.commit, r.signature, r.count, r.is_bug) for r in rows]
+    assert got == [
+        ("E", seg, 2, True),
+        ("C", abrt, 1, False),
+        ("X", None, 1, True),  # a hang counted as a reproduction names nothing
+        ("X", abrt, 1, False),
+        ("X", seg, 1, True),
+    ]
+    assert rows[0].why == "shown by the reproducing end"
+    assert rows[1].why.startswith("another failure: not shown by the reproducing end")
+    ev = runner.evidence("X")
+    assert ev.reproduced == sum(r.count for r in rows if r.commit == "X" and r.is_bug)
+    assert ev.other == sum(r.count for r in rows if r.commit == "X" and not r.is_bug)
+    # before the reproducing end is known every failure counts, and the table says why
+    runner.bug_end = None
+    assert all(
+        r.is_bug and "no bug defined yet" in r.why for r in signatures_of(runner, ["X"], None)
+    )
+    journal.close()

@@ -5,10 +5,16 @@ The fast tests drive revert_check with a stand-in tester on tiny repos (git only
 reverted, how verdicts map to PASS/FAIL, what state is left behind); the slow ones run a
 real bisect on a generated flaky project first and judge the revert with the run's own
 strict tester, exactly the pieces the driver hands it.
+
+A revert that conflicts is tried harder before it is given up (a check that is "not run"
+whenever a ChangeLog conflicts gates nothing): the partial revert that keeps conflicted
+files the build does not read, then the newest commit before the new end where it applies.
+An answer none of whose independent checks could run says so in its summary.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -20,11 +26,13 @@ import pytest
 from conftest import flaky_args
 
 from bisect_driver.app.flaky_project import FIXED_SHUTDOWN, FlakyRepo, FlakySpec
-from bisect_driver.bisect.checks import Check, CheckStatus
+from bisect_driver.bisect.checks import FINGERPRINT, Check, CheckStatus, no_independent_check
 from bisect_driver.bisect.confirm import confirm_run_id, strict_tester
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.bisect.revert import revert_check
+from bisect_driver.bisect.revert import NOT_BUILT, not_built, revert_check
 from bisect_driver.context import context_for_run
+from bisect_driver.report.html import render_html
+from bisect_driver.report.markdown import render_md
 from bisect_driver.store.journal import Journal, VerdictRecord
 from bisect_driver.store.repo import Checkout, checkout_for
 from bisect_driver.verdict.stats import Verdict
@@ -146,7 +154,11 @@ def test_verdict_of_the_reverted_tree_decides_the_check(
     tester = StubTester(verdict, k, reason)
     check = revert_check(checkout, tester, direction, shas[2], shas[3])
     assert check.name == f"revert of {shas[2][:12]} on the new end {shas[3][:12]}"
-    assert (check.status, check.detail.split("; revert commit")[0]) == (status, detail)
+    assert (check.status, check.detail.split("; revert commit")[0]) == (
+        status,
+        f"{detail}; revert applies cleanly",
+    )
+    assert check.gates
     reverted = revert_commit(checkout, check)
     assert tester.judged == [reverted]
     # the judged commit is the new end minus change 2: its parent is the new end, c is back
@@ -164,17 +176,202 @@ def test_the_revert_commit_is_reproducible(tiny):
     assert revert_commit(checkout, first) == revert_commit(checkout, second)
 
 
-def test_a_conflicting_revert_is_not_run_and_leaves_no_state(tiny):
+def test_a_revert_that_conflicts_everywhere_is_not_run_and_leaves_no_state(tiny):
+    """The candidate's own line is rewritten by its very next commit: no commit between it
+    and the new end takes the revert, and the reason is the new end's conflict."""
     path, shas, checkout = tiny
-    later = commit_files(path, {"f": "AA\nb\nC\nd\nE\n"}, "rewrite change 1", 1_600_000_010)
+    git_(path, "checkout", "-q", "-b", "rewrite", shas[1])
+    commits = [commit_files(path, {"f": "AA\nb\nc\nd\ne\n"}, "rewrite change 1", 1_600_000_010)]
+    for i in range(1, 5):
+        commits.append(commit_files(path, {f"g{i}": f"{i}\n"}, f"other {i}", 1_600_000_010 + i))
+    later = commits[-1]
     git_(checkout.path, "bisect", "start")  # a bisect left over from a crash is reset first
     tester = StubTester(Verdict.BUG, 1)
     check = revert_check(checkout, tester, FIX, shas[1], later)
     assert check.status is CheckStatus.NOT_RUN
-    assert check.detail == "does not apply: conflicts in f"
+    # bisection over the 4 commits before the new end: the middle one, then the first
+    assert check.detail == (
+        "does not apply: conflicts in f;"
+        " nor on 2 tried of the 4 commits between the candidate and the new end"
+    )
     assert check.name == f"revert of {shas[1][:12]} on the new end {later[:12]}"
+    assert check.gates
     assert tester.judged == []
     assert_checkout_clean(checkout)
+
+
+def test_a_revert_that_conflicts_with_the_new_ends_parent_alone_says_only_why(tiny):
+    """No commit between the candidate and the new end: the reason is the conflict."""
+    path, shas, checkout = tiny
+    git_(path, "checkout", "-q", "-b", "rewrite", shas[1])
+    later = commit_files(path, {"f": "AA\nb\nc\nd\ne\n"}, "rewrite change 1", 1_600_000_010)
+    tester = StubTester(Verdict.BUG, 1)
+    check = revert_check(checkout, tester, FIX, shas[1], later)
+    assert (check.status, check.detail) == (CheckStatus.NOT_RUN, "does not apply: conflicts in f")
+    assert tester.judged == []
+    assert_checkout_clean(checkout)
+
+
+@pytest.fixture
+def rewritten(tmp_path):
+    """src.c's first line is changed by the candidate (commit 1) and rewritten again by
+    commit 12; commits 2-11 and 13-20 touch other files.  The new end is commit 20."""
+    path = tmp_path / "user"
+    path.mkdir()
+    git_(path, "init", "-q", "-b", "main")
+    code = "one\ntwo\nthree\nfour\nfive\n"
+    shas = [commit_files(path, {"src.c": code}, "root", 1_600_000_000)]
+    shas.append(commit_files(path, {"src.c": "ONE" + code[3:]}, "candidate", 1_600_000_001))
+    for i in range(2, 21):
+        files = {"src.c": "ONE!" + code[3:]} if i == 12 else {f"other{i}.c": f"{i}\n"}
+        shas.append(commit_files(path, files, f"commit {i}", 1_600_000_000 + i))
+    checkout = checkout_for(git.Repo(path), tmp_path / "cache")
+    return path, shas, checkout
+
+
+@pytest.mark.parametrize(
+    "verdict,status", [(Verdict.BUG, CheckStatus.PASS), (Verdict.CLEAN, CheckStatus.FAIL)]
+)
+def test_a_revert_that_conflicts_near_the_new_end_is_made_on_the_newest_commit_where_it_applies(
+    rewritten, verdict, status
+):
+    path, shas, checkout = rewritten
+    cand, new_end, where = shas[1], shas[20], shas[11]
+    tester = StubTester(verdict, 2)
+    check = revert_check(checkout, tester, FIX, cand, new_end)
+    assert check.status is status and check.gates  # it gates: a FAIL leaves the answer unconfirmed
+    assert check.name == (
+        f"revert of {cand[:12]} on {where[:12]}, 9 commits before the new end {new_end[:12]}"
+    )
+    how = f"reverted on {where[:12]} (9 commits before the new end), where it applies"
+    assert check.detail.split("; ")[1:-1] == [how], check.detail
+    reverted = revert_commit(checkout, check)
+    assert tester.judged == [reverted]
+    assert git_(checkout.path, "rev-parse", f"{reverted}^") == where
+    assert git_(checkout.path, "show", f"{reverted}:src.c").startswith("one\n")
+    assert_checkout_clean(checkout)
+    # the same revert again gets the same commit: a resumed run finds its verdict
+    again = revert_check(checkout, StubTester(verdict, 2), FIX, cand, new_end)
+    assert revert_commit(checkout, again) == reverted
+
+
+def test_the_search_for_a_commit_where_it_applies_is_bounded(rewritten):
+    """One try only: the middle of the 19 commits before the new end takes the revert, so
+    that is what is probed, not the newest such commit (which needs about log2(19) tries)."""
+    path, shas, checkout = rewritten
+    check = revert_check(checkout, StubTester(Verdict.BUG, 1), FIX, shas[1], shas[20], max_tries=1)
+    assert check.status is CheckStatus.PASS
+    assert git_(checkout.path, "rev-parse", f"{revert_commit(checkout, check)}^") == shas[10]
+    assert "(10 commits before the new end)" in check.detail
+    assert_checkout_clean(checkout)
+
+
+@pytest.fixture
+def changelog(tmp_path):
+    """Every commit adds an entry at the top of ChangeLog (as GNU projects do); the
+    candidate (commit 2) also changes line 1 of src.c.  The new end is commit 5."""
+    path = tmp_path / "user"
+    path.mkdir()
+    git_(path, "init", "-q", "-b", "main")
+    log = ""
+    shas: list[str] = []
+    code = "one\ntwo\nthree\nfour\nfive\n"
+    for i in range(6):
+        log = f"entry {i}\n" + log
+        files = {"ChangeLog": log}
+        if i == 0:
+            files["src.c"] = code
+        if i == 2:
+            files["src.c"] = "ONE" + code[3:]
+        if i == 4:
+            files["src.c"] = "ONE" + code[3:].replace("five", "FIVE")
+        shas.append(commit_files(path, files, f"commit {i}", 1_600_000_000 + i))
+    checkout = checkout_for(git.Repo(path), tmp_path / "cache")
+    return path, shas, checkout
+
+
+@pytest.mark.parametrize(
+    "direction,verdict,status",
+    [(FIX, Verdict.BUG, CheckStatus.PASS), (FIX, Verdict.CLEAN, CheckStatus.FAIL),
+     (REGRESSION, Verdict.CLEAN, CheckStatus.PASS), (REGRESSION, Verdict.BUG, CheckStatus.FAIL)],
+)  # fmt: skip
+def test_a_revert_that_conflicts_only_in_a_changelog_keeps_the_new_ends_changelog(
+    changelog, direction, verdict, status
+):
+    path, shas, checkout = changelog
+    tester = StubTester(verdict, 1)
+    check = revert_check(checkout, tester, direction, shas[2], shas[5])
+    assert (check.status, check.gates) == (status, True)
+    assert check.name == f"revert of {shas[2][:12]} on the new end {shas[5][:12]}"
+    parts = check.detail.split("; ")
+    assert parts[1:-1] == ["partial revert: kept the new end's ChangeLog (not built)"]
+    reverted = revert_commit(checkout, check)
+    assert tester.judged == [reverted]
+    assert git_(checkout.path, "rev-parse", f"{reverted}^") == shas[5]
+    # src.c reverted (the new end's FIVE stays), ChangeLog as the new end has it
+    assert git_(checkout.path, "show", f"{reverted}:src.c") == "one\ntwo\nthree\nfour\nFIVE"
+    assert git_(checkout.path, "diff", shas[5], reverted, "--name-only") == "src.c"
+    message = git_(checkout.path, "log", "-1", "--format=%B", reverted)
+    assert message.startswith(f'Revert "commit 2"\n\nThis reverts commit {shas[2]}.')
+    assert "#" not in message and "ChangeLog kept as in" in message
+    assert_checkout_clean(checkout)
+    again = revert_check(checkout, StubTester(verdict, 1), direction, shas[2], shas[5])
+    assert revert_commit(checkout, again) == reverted  # fixed identity, date and message
+
+
+def test_a_partial_revert_is_not_made_when_a_conflicted_file_is_built(changelog):
+    """src.c is rewritten on the candidate's line at commit 4: src.c and ChangeLog conflict
+    on the new end, so the partial revert (ChangeLog kept) is made on commit 3."""
+    path, shas, checkout = changelog
+    later = commit_files(
+        path,
+        {"src.c": "ONE!\ntwo\nthree\nfour\nFIVE\n", "ChangeLog": "entry 6\n"},
+        "6",
+        1_600_000_006,
+    )
+    check = revert_check(checkout, StubTester(Verdict.BUG, 1), FIX, shas[2], later)
+    assert check.status is CheckStatus.PASS
+    assert check.detail.split("; ")[1:-1] == [
+        f"reverted on {shas[5][:12]} (1 commit before the new end), where it applies",
+        f"partial revert: kept {shas[5][:12]}'s ChangeLog (not built)",
+    ]
+    assert_checkout_clean(checkout)
+
+
+def test_a_partial_revert_that_reverts_nothing_built_is_not_made(changelog):
+    """A candidate that changed only docs: keeping its conflicted ChangeLog would leave a
+    revert of a README, which tests nothing."""
+    path, shas, checkout = changelog
+    cand = commit_files(
+        path, {"README": "read me\n", "ChangeLog": "entry 6\n"}, "docs", 1_600_000_006
+    )
+    later = commit_files(path, {"ChangeLog": "entry 7\n"}, "7", 1_600_000_007)
+    tester = StubTester(Verdict.BUG, 1)
+    check = revert_check(checkout, tester, FIX, cand, later)
+    assert (check.status, check.detail) == (
+        CheckStatus.NOT_RUN,
+        "does not apply: conflicts in ChangeLog (the rest reverts no file the build reads)",
+    )
+    assert tester.judged == []
+    assert_checkout_clean(checkout)
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [("ChangeLog", True), ("NOTES", True), ("NEWS", True), ("README.md", True),
+     ("sub/dir/README", True), ("docs/index.html", True), ("docs/sub/x.c", True),
+     ("guide.rst", True), ("notes.txt", True), ("CMakeLists.txt", False),
+     ("sub/CMakeLists.txt", False), ("flaky.c", False), ("Makefile", False),
+     ("sub/docs/x.c", False), ("VERSION", False)],
+)  # fmt: skip
+def test_files_the_build_does_not_read(path, expected):
+    assert not_built(path) is expected
+
+
+def test_the_not_built_list_can_be_overridden():
+    assert not_built("notes.txt", [*NOT_BUILT, "!*.txt"]) is False
+    assert not_built("qemu-doc.texi", [*NOT_BUILT, "*.texi"]) is True
+    assert not_built("ChangeLog", []) is False
 
 
 def test_an_empty_revert_is_not_run(tiny):
@@ -206,6 +403,68 @@ def test_a_merge_candidate_is_reverted_against_its_first_parent(tiny):
     files = git_(checkout.path, "ls-tree", "--name-only", reverted).split()
     assert files == ["f", "h"]  # the side branch's g is gone, the later h stays
     assert_checkout_clean(checkout)
+
+
+# -- the summary of an answer no independent check could test ---------------------------
+
+
+def gating_checks(revert: CheckStatus, fingerprint: CheckStatus) -> tuple[Check, ...]:
+    """A confirmed answer's checks: the strict retests (not gating) pass; the two
+    independent ones as given."""
+    return (
+        Check("parent 0ddba1222222 reproduces", CheckStatus.PASS, "2/5 reproduced"),
+        Check("candidate c0ffee111111 is clean", CheckStatus.PASS, "0/40, error <= 0.001"),
+        Check(FINGERPRINT, fingerprint, "parent not built", gates=True),
+        Check(
+            "revert of c0ffee111111 on the new end c0ffee111111",
+            revert,
+            "does not apply: conflicts in block.c",
+            gates=True,
+        ),
+        Check("backport applies onto v8", CheckStatus.PASS, "cherry-pick is clean"),
+    )
+
+
+NOT_RUN = CheckStatus.NOT_RUN
+NO_CHECK = (
+    "No independent check could run (candidate's binary differs from its parent's: parent"
+    " not built; revert of c0ffee111111 on the new end c0ffee111111: does not apply:"
+    " conflicts in block.c): the answer rests on the bisect's statistics alone."
+)
+
+
+def test_an_answer_none_of_whose_independent_checks_ran_says_so_in_its_summary():
+    from test_report import hand_made_report  # the report model, filled in by hand
+
+    report = hand_made_report(gating_checks(NOT_RUN, NOT_RUN))
+    assert no_independent_check(report.checks) == NO_CHECK
+    md = render_md(report)
+    summary = md.split("\n\n")[1]
+    assert summary.startswith("The bug was fixed by commit") and summary.endswith(NO_CHECK)
+    page = render_html(report)
+    first = page.split("<p>", 1)[1].split("</p>", 1)[0]
+    assert first.startswith("The bug was fixed by commit")
+    assert html.unescape(first).endswith(NO_CHECK)
+
+
+@pytest.mark.parametrize(
+    "revert,fingerprint",
+    [(CheckStatus.PASS, NOT_RUN), (NOT_RUN, CheckStatus.PASS), (CheckStatus.FAIL, NOT_RUN)],
+)
+def test_one_independent_check_that_ran_is_enough_for_the_summary(revert, fingerprint):
+    from test_report import hand_made_report
+
+    report = hand_made_report(gating_checks(revert, fingerprint))
+    assert no_independent_check(report.checks) is None
+    md = render_md(report)
+    assert "No independent check" not in md
+    assert "No independent check" not in render_html(report)
+
+
+def test_checks_without_the_gates_flag_say_nothing_either_way():
+    """An older journal's checks have no gates flag: the summary claims nothing."""
+    old = [Check(c.name, NOT_RUN, c.detail) for c in gating_checks(NOT_RUN, NOT_RUN)]
+    assert no_independent_check(old) is None
 
 
 # -- slow: a real bisect, then the revert judged by the run's strict tester -----------------
@@ -261,7 +520,11 @@ def test_regression_hunt_the_bug_goes_away(make_flaky, cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_later_rewrite_of_the_same_lines_makes_the_revert_conflict(make_flaky, cli, tmp_path):
+def test_a_later_rewrite_of_the_same_lines_moves_the_revert_to_the_commit_before_it(
+    make_flaky, cli, tmp_path
+):
+    """The fix's lines are rewritten by the new end itself: the revert conflicts there and
+    is made on the commit before it, where it applies; the bug comes back."""
     repo = make_flaky(commits=8, change_at=5, rate=0.4)
     src = (repo.path / "flaky.c").read_text()
     rewritten = FIXED_SHUTDOWN.replace(
@@ -271,11 +534,43 @@ def test_a_later_rewrite_of_the_same_lines_makes_the_revert_conflict(make_flaky,
     later = commit_files(
         repo.path, {"flaky.c": src.replace(FIXED_SHUTDOWN, rewritten)}, "Tidy up", 1_700_000_000
     )
+    before = repo.new
     repo = replace(repo, shas=[*repo.shas, later])  # the new new end: --bad later
     check, checkout, strict, run_id = bisect_and_revert(cli, repo, tmp_path / "cache", FIX)
-    assert check.status is CheckStatus.NOT_RUN, check
-    assert check.detail == "does not apply: conflicts in flaky.c"
-    assert check.name == f"revert of {repo.answer[:12]} on the new end {later[:12]}"
+    assert check.status is CheckStatus.PASS, check
+    assert check.name == (
+        f"revert of {repo.answer[:12]} on {before[:12]}, 1 commit before the new end {later[:12]}"
+    )
+    assert check.detail.startswith("the bug comes back: "), check
+    assert check.detail.split("; ")[1:-1] == [
+        f"reverted on {before[:12]} (1 commit before the new end), where it applies"
+    ]
+    reverted = revert_commit(checkout, check)
+    assert git_(checkout.path, "rev-parse", f"{reverted}^") == before
+    rec = strict.journal.verdict(confirm_run_id(run_id), reverted)
+    assert rec is not None and rec.verdict == Verdict.BUG
+    assert_checkout_clean(checkout)
+
+
+@pytest.mark.slow
+def test_a_revert_that_conflicts_only_in_notes_is_made_without_it(make_flaky, cli, tmp_path):
+    """The fix also edits NOTES, which every commit rewrites: a plain revert conflicts on
+    every later commit, the partial one (NOTES kept) brings the bug back and gates."""
+    repo = make_flaky(commits=10, change_at=6, rate=0.4, conflicting_change=True)
+    check, checkout, strict, run_id = bisect_and_revert(cli, repo, tmp_path / "cache", FIX)
+    assert (check.status, check.gates) == (CheckStatus.PASS, True), check
+    assert check.name == f"revert of {repo.answer[:12]} on the new end {repo.new[:12]}"
+    assert check.detail.startswith("the bug comes back: "), check
+    assert check.detail.split("; ")[1:-1] == [
+        "partial revert: kept the new end's NOTES (not built)"
+    ]
+    reverted = revert_commit(checkout, check)
+    assert git_(checkout.path, "rev-parse", f"{reverted}^") == repo.new
+    before_fix = git_(repo.path, "show", f"{repo.answer}^:flaky.c")
+    assert git_(checkout.path, "show", f"{reverted}:flaky.c") == before_fix
+    assert git_(checkout.path, "diff", "--name-only", repo.new, reverted) == "flaky.c"
+    rec = strict.journal.verdict(confirm_run_id(run_id), reverted)
+    assert rec is not None and rec.verdict == Verdict.BUG and rec.reproduced > 0
     assert_checkout_clean(checkout)
 
 

@@ -19,12 +19,13 @@ from bisect_driver.app.unattended import unattended
 from bisect_driver.app.validate import prepare_run
 from bisect_driver.backport.stage import Backports, backport_stage
 from bisect_driver.bisect.checks import fingerprint_check
-from bisect_driver.bisect.confirm import Confirmation, confirm_answer, strict_tester
+from bisect_driver.bisect.confirm import GitHistory, strict_tester
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.bisect.endpoints import check_endpoints
+from bisect_driver.bisect.endpoints import Endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.revert import revert_check
 from bisect_driver.context import RunContext
+from bisect_driver.hunt.stage import HuntConfig, hunt
 from bisect_driver.plugin.errors import Interrupted
 from bisect_driver.plugin.options import options_to_argv
 from bisect_driver.probe.evidence import Evidence
@@ -33,15 +34,9 @@ from bisect_driver.report.write import write_report
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.repo import SHA_RE
 from bisect_driver.store.runstatus import PREPARING, RunStatus, VerdictLine
+from bisect_driver.verdict.core import ErrorBudget
 from bisect_driver.verdict.judge import ProgressFn
-from bisect_driver.verdict.stats import (
-    FLOOR_FACTOR,
-    Reference,
-    Verdict,
-    bisect_steps,
-    default_floor,
-    spent_alpha,
-)
+from bisect_driver.verdict.stats import Verdict, bisect_steps
 
 
 def progress_fn(ctx: RunContext) -> ProgressFn:
@@ -73,16 +68,6 @@ def probe_words(s: Settings) -> list[str]:
     if s.trial_timeout is not None:
         words.append(f"--trial-timeout={s.trial_timeout}")
     return words
-
-
-def floor_of(settings: Settings, reference: Reference) -> tuple[float, str]:
-    """The floor rate the answer's confidence assumes, and where it came from."""
-    if settings.min_rate is not None:
-        return settings.min_rate, "--min-rate"
-    return default_floor(reference), (
-        f"the reproducing end's 95% lower bound"
-        f" ({reference.reproduced}/{reference.trials}) / {FLOOR_FACTOR:g}"
-    )
 
 
 def run(settings: Settings, command_line: str | None = None) -> int:
@@ -134,112 +119,7 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
     )
     checkout = ctx.the_checkout()
     try:
-        say(f"preparing probe {ctx.probe.name} (beside the ends' builds)")
-        preparing = InBackground(lambda: ctx.probe.prepare(ctx.cache_dir))
-        status.update(phase="testing the ends")
-
-        def prepared() -> None:
-            preparing.wait()
-            status.update(doing="prepared", doing_since=time.time())
-
-        tester = ctx.tester(progress_fn(ctx))
-        try:
-            ends = check_endpoints(
-                tester, plan.good, plan.bad, plan.expected_verdicts / 2, before_trials=prepared
-            )
-        except BaseException:
-            preparing.wait(reraise=False)  # never leave it running; the first error wins
-            raise
-        preparing.wait()  # a resumed run decides the ends from the journal, without trials
-        journal.set_run(run_id, direction=str(ends.direction))
-        bug_end = ends.old if ends.direction is Direction.FIX else ends.new
-        for sha, ev in ((ends.old, ends.old_evidence), (ends.new, ends.new_evidence)):
-            verdict = Verdict.BUG if sha == bug_end else Verdict.CLEAN
-            line = VerdictLine(time.time(), sha, verdict, ev.reproduced, ev.counted, "endpoint")
-            status.add_verdict(
-                line, commit=sha, doing="decided", doing_since=time.time(), what="endpoint"
-            )
-        status.update(title=f"{title}, {ends.direction} hunt", phase="bisecting")
-        bug = ctx.define_bug(bug_end, tester.runner)
-        if bug is not None and bug.signatures:
-            say(f"the bug is what {bug_end[:12]} shows: {'; '.join(sorted(bug.signatures))}")
-        old_term, new_term = ends.terms
-        say(
-            f"{ends.direction} hunt: old end {old_term}"
-            f" ({ends.old_evidence.reproduced}/{ends.old_evidence.counted}),"
-            f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
-        )
-        # With the live view on, the steps' lines come through its console, above the panel.
-        echo = ctx.progress.echo if live else None
-        bisect = GitBisect(checkout, ctx.run_dir / "bisect-run.log", echo=echo)
-        step = step_command(ctx.cache_dir, run_id)
-        confirmation: Confirmation | None = None
-        try:
-            bisect.start(plan.good, plan.bad, ends.terms, s.first_parent)
-            outcome = bisect.run(step, ends.terms)
-            status.update(steps_left=0, commits_left=None, eta_at=None)
-            reference = tester.reference()  # after the steps' calibration: final
-            floor, floor_source = floor_of(s, reference)
-            far = (reference.reproduced, reference.trials)
-            if not s.no_confirm and len(outcome.candidates) == 1:
-                status.update(phase="confirming the answer", eta_at=None)
-                say(f"floor rate {floor:.3g} ({floor_source})")
-                confirmation, outcome = confirm_answer(
-                    run_id,
-                    tester,
-                    ctx.repo(),
-                    ends.direction,
-                    ends.old,
-                    bisect,
-                    step,
-                    outcome,
-                    say,
-                    floor,
-                    1.0 - s.confidence,
-                    first_parent=s.first_parent,
-                )
-        finally:
-            checkout.bisect_reset()
-        (ctx.run_dir / "bisect.log").write_text(outcome.log)
-        checks = []
-        backports = Backports()
-        if len(outcome.candidates) == 1:
-            cand = outcome.candidates[0]
-            status.update(phase=f"checking {cand[:12]}", eta_at=None)
-            checks.append(fingerprint_check(journal, ctx.repo(), ctx.recipe.key(), cand))
-            strict = strict_tester(tester, run_id, spent_alpha(1.0 - s.confidence, 0), floor)
-            if not s.no_confirm:
-                say(f"revert check: {cand[:12]} reverted on the new end {plan.bad[:12]}")
-                checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))
-            refs = list(s.backport_onto) or [plan.good_ref]
-            if ends.direction is Direction.FIX:
-                status.update(phase=f"backport onto {', '.join(refs)}")
-                say(f"backport of {cand[:12]} onto {', '.join(refs)}")
-            backports = backport_stage(
-                checkout,
-                ctx.repo(),
-                strict,
-                ends.direction is Direction.FIX,
-                cand,
-                refs,
-                list(s.backport_patch),
-                s.verify_backport,
-                s.report_dir or ctx.run_dir,
-                plan.command_line,
-                probe_words(s),
-            )
-            checks += backports.checks
-        result = RunResult.of(
-            outcome.candidates,
-            ends.terms,
-            outcome.log,
-            time.monotonic() - started,
-            confirmation,
-            checks,
-            far=far,
-            floor_source=floor_source,
-            backports=backports.results,
-        )
+        result = _hunt_and_check(ctx, started, live, title)
         journal.set_run(run_id, status="done", result=result.to_json())
     except Interrupted:
         journal.set_run(run_id, status="interrupted")
@@ -250,6 +130,8 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
         journal.set_run(run_id, status="failed")
         status.update(state="failed", eta_at=None)
         raise
+    finally:
+        checkout.bisect_reset()
     status.update(phase="writing the report", eta_at=None)
     files = write_report(ctx, s.report_dir or ctx.run_dir)
     status.update(state="done", phase=f"done: {', '.join(c[:12] for c in result.candidates)}")
@@ -265,3 +147,117 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
         for c in cands:
             print(c)
     return result.exit_status()
+
+
+class RunEvents:
+    """The driver's event sink (hunt.events): the log, the live panel and `status`, and the
+    run's row in the journal."""
+
+    def __init__(self, ctx: RunContext, title: str) -> None:
+        self.ctx, self.title = ctx, title
+
+    def say(self, message: str) -> None:
+        self.ctx.progress.line(message)
+
+    def phase(self, phase: str) -> None:
+        self.ctx.status_file.update(phase=phase, eta_at=None)
+
+    def ends_decided(self, ends: Endpoints) -> None:
+        assert self.ctx.plan is not None
+        self.ctx.journal.set_run(self.ctx.plan.run_id, direction=str(ends.direction))
+        bug_end = ends.old if ends.direction is Direction.FIX else ends.new
+        status = self.ctx.status_file
+        for sha, ev in ((ends.old, ends.old_evidence), (ends.new, ends.new_evidence)):
+            verdict = Verdict.BUG if sha == bug_end else Verdict.CLEAN
+            line = VerdictLine(time.time(), sha, verdict, ev.reproduced, ev.counted, "endpoint")
+            status.add_verdict(
+                line, commit=sha, doing="decided", doing_since=time.time(), what="endpoint"
+            )
+        status.update(title=f"{self.title}, {ends.direction} hunt")
+
+
+def _hunt_and_check(ctx: RunContext, started: float, live: bool, title: str) -> RunResult:
+    """The hunt stage (ends, bisect, confirmation), then the checks of a single answer and
+    the backports; the run's result."""
+    assert ctx.plan is not None
+    plan, s = ctx.plan, ctx.settings
+    say = ctx.progress.line
+    status = ctx.status_file
+    checkout = ctx.the_checkout()
+    say(f"preparing probe {ctx.probe.name} (beside the ends' builds)")
+    preparing = InBackground(lambda: ctx.probe.prepare(ctx.cache_dir))
+
+    def prepared() -> None:
+        preparing.wait()
+        status.update(doing="prepared", doing_since=time.time())
+
+    tester = ctx.tester(progress_fn(ctx))
+    # With the live view on, the steps' lines come through its console, above the panel.
+    echo = ctx.progress.echo if live else None
+    config = HuntConfig(
+        old=plan.good,
+        new=plan.bad,
+        range_size=plan.range_size or 0,
+        confidence=s.confidence,
+        min_rate=s.min_rate,
+        confirm=not s.no_confirm,
+        first_parent=s.first_parent,
+    )
+    try:
+        done = hunt(
+            config,
+            tester,
+            GitBisect(checkout, ctx.run_dir / "bisect-run.log", echo=echo),
+            GitHistory(ctx.repo()),
+            step_command(ctx.cache_dir, plan.run_id),
+            RunEvents(ctx, title),
+            lambda end: ctx.define_bug(end, tester.runner),
+            before_trials=prepared,
+        )
+    finally:
+        preparing.wait(reraise=False)  # never leave it running; the first error wins
+    preparing.wait()
+    outcome, ends = done.outcome, done.ends
+    status.update(steps_left=0, commits_left=None, eta_at=None)
+    checkout.bisect_reset()
+    (ctx.run_dir / "bisect.log").write_text(outcome.log)
+    checks = []
+    backports = Backports()
+    if len(outcome.candidates) == 1:
+        cand = outcome.candidates[0]
+        status.update(phase=f"checking {cand[:12]}", eta_at=None)
+        checks.append(fingerprint_check(ctx.journal, ctx.repo(), ctx.recipe.key(), cand))
+        budget = ErrorBudget.of(s.confidence)
+        strict = strict_tester(tester, plan.run_id, budget.anchor, done.floor)
+        if not s.no_confirm:
+            say(f"revert check: {cand[:12]} reverted on the new end {plan.bad[:12]}")
+            checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))
+        refs = list(s.backport_onto) or [plan.good_ref]
+        if ends.direction is Direction.FIX:
+            status.update(phase=f"backport onto {', '.join(refs)}")
+            say(f"backport of {cand[:12]} onto {', '.join(refs)}")
+        backports = backport_stage(
+            checkout,
+            ctx.repo(),
+            strict,
+            ends.direction is Direction.FIX,
+            cand,
+            refs,
+            list(s.backport_patch),
+            s.verify_backport,
+            s.report_dir or ctx.run_dir,
+            plan.command_line,
+            probe_words(s),
+        )
+        checks += backports.checks
+    return RunResult.of(
+        outcome.candidates,
+        ends.terms,
+        outcome.log,
+        time.monotonic() - started,
+        done.confirmation,
+        checks,
+        far=done.far,
+        floor_source=done.floor_source,
+        backports=backports.results,
+    )

@@ -21,6 +21,7 @@ from types import FrameType
 
 from bisect_driver.bisect.direction import Direction, StepCode
 from bisect_driver.context import context_for_run
+from bisect_driver.hunt.stage import judge_visited
 from bisect_driver.plugin.errors import BisectError
 from bisect_driver.plugin.proc import kill_live_groups
 from bisect_driver.probe.evidence import Evidence
@@ -106,8 +107,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
             )
 
         tester = ctx.tester(progress)
-        tester.clean_tests_left = max(1.0, steps_left / 2)
-        rec = tester.judge(commit)
+        rec, code = judge_visited(tester, direction, commit, steps_left)
         ctx.journal.event(run_id, "step", f"{commit} {rec.verdict} {rec.reproduced}/{rec.trials}")
         took = time.monotonic() - started
         shared.add_verdict(
@@ -123,7 +123,7 @@ def step_main(cache_dir: Path, run_id: str) -> int:
             f"step {commit[:12]}: verdict {rec.verdict} ({rec.reproduced}/{rec.trials},"
             f" {rec.reason}) in {fmt_duration(took)}; ~{steps_left} steps left"
         )
-        return direction.step_code(Verdict(rec.verdict))
+        return code
     except BisectError as exc:
         print(f"bisect-qemu step: {exc}", file=sys.stderr)
         return StepCode.ABORT

@@ -15,7 +15,7 @@ from bisect_driver.context import RunContext, make_context
 from bisect_driver.plugin.errors import UserError
 from bisect_driver.settings import RunPlan, Settings, make_run_id
 from bisect_driver.store.repo import check_clean, is_ancestor, range_size, resolve
-from bisect_driver.verdict.stats import SOFT_ALPHA, expected_verdicts
+from bisect_driver.verdict.stats import expected_verdicts
 
 
 def prepare_run(settings: Settings, command_line: str | None = None) -> RunContext:
@@ -48,7 +48,6 @@ def prepare_run(settings: Settings, command_line: str | None = None) -> RunConte
         bad_ref=settings.bad,
         range_size=size,
         expected_verdicts=verdicts,
-        alpha=SOFT_ALPHA,
         recipe_key=recipe_key,
         probe_key=probe_key,
         command_line=command_line,

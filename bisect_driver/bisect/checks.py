@@ -7,6 +7,7 @@ from the journal and git, and never re-derived from text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -73,4 +74,24 @@ def fingerprint_check(journal: Journal, repo: git.Repo, recipe_key: str, cand: s
         CheckStatus.PASS,
         f"{mine.fingerprint[:12]} vs {theirs.fingerprint[:12]}",
         gates=True,
+    )
+
+
+def no_independent_check(checks: Sequence[Check]) -> str | None:
+    """The summary's sentence for an answer none of whose independent checks could run.
+
+    Independent checks are the gating ones (``Check.gates``: the fingerprint, the revert):
+    the strict retest of the candidate and its parent re-asks the bisect's own question,
+    these ask another.  When every one of them is not run, nothing but the bisect's
+    statistics backs the answer, and a reader of the first paragraph must not have to find
+    that in the checks table.  None when one of them PASSed or FAILed, or when there is
+    none at all (an older journal without the ``gates`` flag: nothing to say either way).
+    """
+    gating = [c for c in checks if c.gates]
+    if not gating or any(c.status is not CheckStatus.NOT_RUN for c in gating):
+        return None
+    why = "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in gating)
+    return (
+        f"No independent check could run ({why}): the answer rests on the bisect's"
+        " statistics alone."
     )

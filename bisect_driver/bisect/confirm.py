@@ -24,33 +24,62 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import git
 
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.bisect.gitbisect import BisectOutcome, GitBisect
+from bisect_driver.bisect.gitbisect import BisectOutcome
 from bisect_driver.bisect.history import parents_in_range
-from bisect_driver.probe.evidence import Evidence
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.store.repo import is_ancestor
-from bisect_driver.verdict.judge import CORRECTED, CommitTester
-from bisect_driver.verdict.stats import (
-    Verdict,
-    lower_bound,
-    spent_alpha,
-    strict_trials_needed,
-    upper_bound,
+from bisect_driver.verdict.core import (
+    CORRECTED,
+    MAX_CORRECTIONS,
+    ErrorBudget,
+    Judged,
+    floor_after_near,
+    is_correction,
+    near_settled,
+    signature_ambiguity,
+    strict_cap,
 )
+from bisect_driver.verdict.judge import CommitTester
+from bisect_driver.verdict.stats import Verdict, strict_trials_needed
 
 CONFIRM_FACTOR = 10
 """Error target of the backport checks' verdicts: ten times the steps' own."""
-MAX_CORRECTIONS = 12
-NEAR_REPRODUCTIONS = 3
-"""Reproductions at the bug-carrying neighbour before its rate is reported."""
-NEAR_MAX_REPRODUCTIONS = 10
-"""Enough to pin the neighbour's rate within a factor of about 2.5 (95 %): past it the
-strict test's floor is lowered to the measured lower bound instead."""
+
+
+class History(Protocol):
+    """What the confirmation asks of history (git in a run, a line of commits in the
+    calibration simulator)."""
+
+    def parents_in_range(self, sha: str, old: str) -> list[str]: ...
+
+    def is_ancestor(self, a: str, b: str) -> bool: ...
+
+
+class Bisector(Protocol):
+    """What the confirmation asks of the bisect engine (`git bisect` in a run)."""
+
+    def replay(self, log_text: str, terms: tuple[str, str]) -> BisectOutcome | None: ...
+
+    def run(self, cmd: list[str], terms: tuple[str, str]) -> BisectOutcome: ...
+
+
+@dataclass(frozen=True)
+class GitHistory:
+    """History as the user's repository tells it."""
+
+    repo: git.Repo
+
+    def parents_in_range(self, sha: str, old: str) -> list[str]:
+        return parents_in_range(self.repo, sha, old)
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        return is_ancestor(self.repo, a, b)
 
 
 @dataclass
@@ -104,22 +133,27 @@ def strict_tester(
     if floor is None:
         return tester.with_alpha(confirm_run_id(run_id), tester.policy.alpha / CONFIRM_FACTOR)
     assert alpha is not None
-    needed = strict_trials_needed(floor, alpha) + tester.runner.jobs
-    cap = max(tester.policy.max_trials * 2, needed)
+    p = tester.policy
+    cap = strict_cap(p.max_trials, floor + p.background_lo, alpha, tester.runner.jobs, p.fp > 0)
     return tester.with_alpha(confirm_run_id(run_id), alpha, floor=floor, max_trials=cap)
 
 
 def retest(
-    tester: CommitTester, direction: Direction, candidate: str, parents: list[str]
+    tester: CommitTester, direction: Direction, candidates: list[str], parents: list[str]
 ) -> tuple[Confirmation, str | None]:
-    """Judge candidate and parents under the stricter confirmation tester.
+    """Judge the answer's neighbours under the strict confirmation tester: the
+    candidate(s) on the new side, their parents outside the answer on the old side.
 
-    Returns the confirmation and the first commit whose verdict contradicts
-    (None when everything agrees).
-    """
+    For a candidate set (skipped commits border the answer) ``candidates`` are the set's
+    tested members.  Returns the confirmation and the first commit whose verdict
+    contradicts (None when everything agrees)."""
     conf = Confirmation()
     bad = None
-    for side, commits in (("old", parents), ("new", [candidate])):
+    sides = [("old", parents), ("new", candidates)]
+    # The bug side first: its reproductions may show a face of the bug not seen before,
+    # which then counts on the clean side too (probe.trials.TrialRunner.bug).
+    sides.sort(key=lambda side: direction.expected(side[0]) != Verdict.BUG)
+    for side, commits in sides:
         want = direction.expected(side)
         for sha in commits:
             rec = tester.judge(sha)
@@ -145,6 +179,72 @@ def retest(
                 )
                 bad = bad or sha
     return conf, bad
+
+
+def neighbours(
+    tester: CommitTester,
+    run_id: str,
+    history: History,
+    candidates: list[str],
+    old_end: str,
+    first_parent: bool,
+) -> tuple[list[str], list[str]]:
+    """The answer's neighbours the strict test judges: (tested candidates, parents).
+
+    One candidate: itself and its parents in range.  A candidate set: the members the
+    bisect judged (the others were skipped: nothing can be said of them), and the
+    parents of members that lie outside the set: the set's clean side gets the same
+    strict test as a single candidate's."""
+    inside = set(candidates)
+    tested = [c for c in candidates if len(candidates) == 1 or _judged(tester, run_id, c)]
+    parents: list[str] = []
+    for c in candidates:
+        ps = history.parents_in_range(c, old_end)
+        if first_parent:
+            # Only the first-parent line was bisected: a merge answer's other parents are
+            # the side branch, which may well carry the change already.
+            ps = ps[:1]
+        parents += [p for p in ps if p not in inside and p not in parents]
+    return tested, parents
+
+
+def faces_in_doubt(
+    tester: CommitTester, run_id: str, bug_side: list[str], clean_side: list[str]
+) -> str | None:
+    """core.signature_ambiguity of the answer's neighbours: None when the answer does not
+    depend on which failures are the bug (or the probe itself says what the bug is)."""
+    runner = tester.runner
+    bug = runner.bug
+    if bug is None or bug.any_signature:
+        return None
+    counted: dict[str, int] = {}
+    for sha in bug_side:
+        for t in runner.records(sha):
+            if t.outcome == "reproduced" and t.is_bug is None and bug.matches(t.signature):
+                key = t.signature or ""  # unsigned: nothing tells it from the core
+                counted[key] = counted.get(key, 0) + 1
+            elif t.is_bug is not None:
+                return None  # the probe's own verdict (--signature): the user said
+    others = {
+        t.signature
+        for sha in clean_side
+        for t in runner.records(sha)
+        if t.outcome == "reproduced" and t.signature and not bug.matches(t.signature)
+    }
+    beside: set[str] = set()
+    judged = {v.commit for v in tester.journal.verdicts(run_id)}
+    judged |= {v.commit for v in tester.journal.verdicts(confirm_run_id(run_id))}
+    for sha in judged:
+        records = runner.records(sha)
+        sigs = {t.signature for t in records if t.outcome == "reproduced" and t.signature}
+        if sigs & bug.signatures:
+            beside |= sigs - bug.signatures
+    return signature_ambiguity(counted, others, {*bug.signatures, ""}, beside)
+
+
+def _judged(tester: CommitTester, run_id: str, sha: str) -> bool:
+    rec = tester.journal.verdict(run_id, sha)
+    return rec is not None and rec.verdict in (Verdict.BUG, Verdict.CLEAN)
 
 
 def corrected_log(
@@ -191,32 +291,20 @@ def _undecided(conf: Confirmation) -> list[Check]:
 
 def near_rate(tester: CommitTester, commits: list[str], floor: float) -> tuple[int, int]:
     """Measure the bug-carrying neighbour(s) until their rate is known to be above or below
-    the floor; return (k, n).
+    the floor (core.near_settled); return (k, n).
 
     The bisect stopped them at their first reproduction, which says nothing of their
     rate.  The answer's confidence assumes a bug-carrying commit next to the change
     reproduces at least at the floor, so this commit, the one that does carry the bug
-    there, is tested until its 95 % lower bound is at least the floor (the assumption
-    holds here) or its 95 % upper bound is below it (it does not: inconclusive), at least
-    NEAR_REPRODUCTIONS reproductions, and at most the strict tester's trial cap."""
+    there, is measured, at most up to the strict tester's trial cap."""
     k = n = 0
     for sha in commits:
         built = tester.build(sha)
         ev = tester.runner.evidence(sha)
-
-        def settled(e: Evidence) -> bool:
-            if e.reproduced < NEAR_REPRODUCTIONS:
-                return False
-            return (
-                e.reproduced >= NEAR_MAX_REPRODUCTIONS
-                or lower_bound(e.reproduced, e.counted) >= floor
-                or upper_bound(e.reproduced, e.counted) < floor
-            )
-
         while (
             built.ok
             and built.artifact_dir is not None
-            and not settled(ev)
+            and not near_settled(ev.reproduced, ev.counted, floor)
             and ev.counted < tester.policy.max_trials
             and ev.trials < tester.policy.max_attempts
         ):
@@ -226,91 +314,157 @@ def near_rate(tester: CommitTester, commits: list[str], floor: float) -> tuple[i
     return k, n
 
 
-def confirm_answer(
-    run_id: str,
-    tester: CommitTester,
-    repo: git.Repo,
-    direction: Direction,
-    old_end: str,
-    bisect: GitBisect,
-    step: list[str],
-    outcome: BisectOutcome,
-    say: Callable[[str], None],
-    floor: float,
-    delta: float,
-    first_parent: bool = False,
-) -> tuple[Confirmation, BisectOutcome]:
-    """Strictly retest the answer's clean neighbour; correct a misleading verdict and replay."""
-    journal = tester.journal
-    rounds: list[list[Check]] = []
-    corrected: list[str] = []
-    conf = Confirmation(budget=delta)
-    spent = 0.0
-    for attempt in range(MAX_CORRECTIONS + 1):
-        alpha = spent_alpha(delta, attempt)
-        strict = strict_tester(tester, run_id, alpha, floor)
-        cand = outcome.candidates[0]
-        parents = parents_in_range(repo, cand, old_end)
-        if first_parent:
-            # Only the first-parent line was bisected: a merge answer's other parents are
-            # the side branch, which may well carry the change already.
-            parents = parents[:1]
-        say(
-            f"confirming {cand[:12]} (parents {', '.join(x[:12] for x in parents)}):"
-            f" strict test at floor rate {floor:.3g}, error <= {alpha:.2g}"
-            f" (~{strict_trials_needed(floor, alpha)} clean trials)"
-        )
-        conf, wrong = retest(strict, direction, cand, parents)
-        conf.budget = delta
-        tested = floor
-        if wrong is None and not _undecided(conf):
-            # The floor holds next to the change?  Measure the bug-carrying neighbour; a
-            # rate there below the floor (but not clearly) lowers the floor of this test.
-            bug_side = parents if direction is Direction.FIX else [cand]
-            near = near_rate(strict, bug_side, floor)
-            k, n = near
-            if not n or upper_bound(k, n) < floor:
-                conf.near, conf.floor, conf.spent = near, floor, spent
-                conf.rounds, conf.corrected = [*rounds, conf.checks], corrected
-                conf.inconclusive = (
-                    f"the bug-carrying commits next to the change reproduce {k}/{n}"
-                    f" (at most {upper_bound(k, n):.3g}), below the floor {floor:.3g} the"
-                    " confidence assumes; set --min-rate lower (more trials) to decide"
-                )
+@dataclass
+class Confirmer:
+    """The confirmation of one run's answer, in small named steps (:meth:`confirm` strings
+    them together): a round of strict retests, the measurement of the bug side, the
+    correction and replay of a misjudged verdict.  Every decision is verdict.core's."""
+
+    run_id: str
+    tester: CommitTester
+    history: History
+    direction: Direction
+    old_end: str
+    bisect: Bisector
+    step: list[str]
+    say: Callable[[str], None]
+    floor: float
+    budget: ErrorBudget
+    first_parent: bool = False
+
+    def confirm(self, outcome: BisectOutcome) -> tuple[Confirmation, BisectOutcome]:
+        """Strictly retest the answer's clean neighbour (one candidate or a candidate set);
+        correct a misleading verdict and replay, at most MAX_CORRECTIONS times."""
+        rounds: list[list[Check]] = []
+        corrected: list[str] = []
+        spent = 0.0
+        for attempt in range(MAX_CORRECTIONS + 1):
+            conf, wrong = self.round(attempt, outcome)
+            conf.corrected, conf.spent = corrected, spent
+            if conf.near == (0, 0) and conf.inconclusive and not conf.checks:
+                conf.rounds = rounds
+                return conf, outcome  # nothing of the set could be tested
+            rounds.append(conf.checks)
+            conf.rounds = rounds
+            if wrong is None or conf.inconclusive:
                 return conf, outcome
-            tested = min(floor, lower_bound(k, n))
-            if tested < floor:
-                say(
-                    f"the rate next to the change is {k}/{n}: the strict test goes on at its"
-                    f" lower bound {tested:.3g} (~{strict_trials_needed(tested, alpha)} trials)"
-                )
-                clean_side = [cand] if direction is Direction.FIX else parents
-                for sha in clean_side:
-                    journal.delete_verdict(strict.run_id, sha)
-                strict = strict_tester(tester, run_id, alpha, tested)
-                conf, wrong = retest(strict, direction, cand, parents)
-                conf.budget = delta
-            conf.near = near
-        rounds.append(conf.checks)
-        conf.rounds, conf.corrected, conf.floor, conf.spent = rounds, corrected, tested, spent
-        if wrong is None:
-            if _undecided(conf):
-                undecided = _undecided(conf)[0]
-                conf.inconclusive = (
-                    f"{undecided.name}: {undecided.detail} (a bug at the floor rate"
-                    f" {tested:.3g} needs ~{strict_trials_needed(tested, alpha)} clean trials)"
-                )
-            return conf, outcome
+            replayed = self.correct(wrong, outcome)
+            if isinstance(replayed, str):
+                conf.contradiction = replayed
+                self.say(replayed)
+                return conf, outcome
+            outcome = replayed
+            corrected.append(wrong)
+            spent += self.budget.round(attempt)
+        conf.contradiction = f"still contradicting after {MAX_CORRECTIONS} corrections"
+        return conf, outcome
+
+    def sides(self, outcome: BisectOutcome) -> tuple[list[str], list[str], list[str], list[str]]:
+        """(tested candidates, parents, bug side, clean side) of the answer."""
+        cands, parents = neighbours(
+            self.tester,
+            self.run_id,
+            self.history,
+            outcome.candidates,
+            self.old_end,
+            self.first_parent,
+        )
+        fix = self.direction is Direction.FIX
+        return cands, parents, (parents if fix else cands), (cands if fix else parents)
+
+    def round(self, attempt: int, outcome: BisectOutcome) -> tuple[Confirmation, str | None]:
+        """One round: the strict retest; when it agrees, the bug side's rate and the floor
+        it leaves (the clean side again at a lowered floor, or when the bug showed a new
+        face meanwhile); then what could still make the answer unconfirmed."""
+        alpha = self.budget.round(attempt)
+        cands, parents, bug_side, clean_side = self.sides(outcome)
+        if not cands:
+            conf = Confirmation(budget=self.budget.delta, floor=self.floor)
+            conf.inconclusive = "no commit of the candidate set could be tested"
+            return conf, None
+        self._announce(outcome, cands, parents, alpha)
+        strict = strict_tester(self.tester, self.run_id, alpha, self.floor)
+        bug_before = strict.runner.bug
+        conf, wrong = retest(strict, self.direction, cands, parents)
+        conf.budget, conf.floor = self.budget.delta, self.floor
+        if wrong is not None or _undecided(conf):
+            return self._settle(conf, wrong, alpha, bug_side, clean_side)
+        near = near_rate(strict, bug_side, self.floor)
+        check = floor_after_near(near, self.floor)
+        if check.inconclusive:
+            conf.near, conf.inconclusive = near, check.inconclusive
+            return conf, None
+        grew = strict.runner.bug != bug_before
+        if grew:
+            self.say("the bug showed another face while it was measured: the clean side again")
+        if check.floor < self.floor:
+            k, n = near
+            self.say(
+                f"the rate next to the change is {k}/{n}: the strict test goes on at its"
+                f" lower bound {check.floor:.3g}"
+                f" (~{strict_trials_needed(check.floor, alpha)} trials)"
+            )
+        if check.floor < self.floor or grew:
+            for sha in clean_side:
+                self.tester.journal.delete_verdict(strict.run_id, sha)
+            strict = strict_tester(self.tester, self.run_id, alpha, check.floor)
+            conf, wrong = retest(strict, self.direction, cands, parents)
+            conf.budget = self.budget.delta
+        conf.floor, conf.near = check.floor, near
+        return self._settle(conf, wrong, alpha, bug_side, clean_side)
+
+    def _announce(
+        self, outcome: BisectOutcome, cands: list[str], parents: list[str], alpha: float
+    ) -> None:
+        if len(outcome.candidates) == 1:
+            what = cands[0][:12]
+        else:
+            tested = ", ".join(c[:12] for c in cands)
+            what = f"the set of {len(outcome.candidates)} (tested {tested})"
+        self.say(
+            f"confirming {what} (parents {', '.join(x[:12] for x in parents)}):"
+            f" strict test at floor rate {self.floor:.3g}, error <= {alpha:.2g}"
+            f" (~{strict_trials_needed(self.floor, alpha)} clean trials)"
+        )
+
+    def _settle(
+        self,
+        conf: Confirmation,
+        wrong: str | None,
+        alpha: float,
+        bug_side: list[str],
+        clean_side: list[str],
+    ) -> tuple[Confirmation, str | None]:
+        """Why a round that found no contradiction still claims nothing: a neighbour the
+        strict test could not decide, or an answer that depends on which failures are the
+        bug (core.signature_ambiguity)."""
+        if wrong is not None:
+            return conf, wrong
+        undecided = _undecided(conf)
+        if undecided:
+            first = undecided[0]
+            conf.inconclusive = (
+                f"{first.name}: {first.detail} (a bug at the floor rate {conf.floor:.3g}"
+                f" needs ~{strict_trials_needed(conf.floor, alpha)} clean trials)"
+            )
+        else:
+            conf.inconclusive = faces_in_doubt(self.tester, self.run_id, bug_side, clean_side)
+        return conf, None
+
+    def correct(self, wrong: str, outcome: BisectOutcome) -> BisectOutcome | str:
+        """Overturn the step's verdict of ``wrong`` (core.is_correction), drop the marks it
+        contradicts, replay the corrected log and let the bisect go on; the new outcome,
+        or why this contradiction is not a misjudged verdict."""
+        journal, run_id = self.tester.journal, self.run_id
         main = journal.verdict(run_id, wrong)
-        fresh = journal.verdict(strict.run_id, wrong)
-        if main is None or fresh is None or main.verdict == fresh.verdict:
-            conf.contradiction = (
+        fresh = journal.verdict(confirm_run_id(run_id), wrong)
+        step_judged = None if main is None else Judged(main.commit, main.verdict, main.reason)
+        if main is None or fresh is None or not is_correction(step_judged, fresh.verdict):
+            return (
                 f"{wrong[:12]} behaves unlike its place in the history (not a misjudged"
                 " verdict): the bug may have come and gone more than once"
             )
-            say(conf.contradiction)
-            return conf, outcome
-        say(
+        self.say(
             f"confirmation overturns {wrong[:12]}: {main.verdict} -> {fresh.verdict};"
             " replaying the bisect with the corrected verdict"
         )
@@ -327,24 +481,17 @@ def confirm_answer(
             ),
         )
         journal.event(run_id, "corrected", f"{wrong} {main.verdict} -> {fresh.verdict}")
-        is_old = direction.is_old(Verdict(fresh.verdict))
-        log, dropped = corrected_log(
-            outcome.log, wrong, direction.terms, is_old, lambda a, b: is_ancestor(repo, a, b)
-        )
+        is_old = self.direction.is_old(Verdict(fresh.verdict))
+        terms = self.direction.terms
+        log, dropped = corrected_log(outcome.log, wrong, terms, is_old, self.history.is_ancestor)
         for sha in dropped:
             # Judged again by the step (its trials are kept), against the lowered reference.
             journal.delete_verdict(run_id, sha)
             journal.event(run_id, "invalidated", f"{sha} contradicts the corrected {wrong}")
         if dropped:
-            say(
+            self.say(
                 f"the correction contradicts the verdicts of {len(dropped)} other commit(s)"
                 f" ({', '.join(x[:12] for x in dropped)}): they are judged again"
             )
-        finished = bisect.replay(log, direction.terms)
-        outcome = finished or bisect.run(step, direction.terms)
-        corrected.append(wrong)
-        spent += alpha
-        if len(outcome.candidates) != 1:
-            return conf, outcome
-    conf.contradiction = f"still contradicting after {MAX_CORRECTIONS} corrections"
-    return conf, outcome
+        finished = self.bisect.replay(log, terms)
+        return finished or self.bisect.run(self.step, terms)

@@ -10,6 +10,14 @@ CLEAN only after enough trials that a failure half as frequent as the bug would 
 shown there with probability 1 - delta/2 (stats.anchor_trials, stats.decide_anchor): a
 fixed end that in truth fails differently is then caught as an ambiguous bug instead of
 silently turning the hunt around.
+
+Both ends failing is not the end of a hunt: the ends are tested further (up to
+--max-trials) until one end's failure is significantly more frequent (core.tell_apart) or
+they are shown alike.  When the ends show *different* failures, the more frequent one is
+the bug; when they show the *same* failure, the rarer end's rate is a background the bug
+adds to: it becomes the hunt's false-positive rate (stored as a journal event, so the
+step processes and a resumed run decide with it).  Every decision is verdict.core's;
+this module only builds, runs the batches asked for and records.
 """
 
 from __future__ import annotations
@@ -21,16 +29,16 @@ from pathlib import Path
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.plugin.errors import EndpointError
 from bisect_driver.probe.evidence import BugSignature, Evidence
-from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import (
-    Reference,
-    Verdict,
-    anchor_trials,
-    bug_p_value,
-    calibration_pays,
-    clean_p_value,
-    decide_anchor,
+from bisect_driver.verdict.core import (
+    BACKGROUND_EVENT,
+    Apart,
+    EndsAction,
+    background_of,
+    ends_next,
+    tell_apart,
 )
+from bisect_driver.verdict.judge import CommitTester
+from bisect_driver.verdict.stats import Verdict
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Endpoints:
     new: str
     old_evidence: Evidence
     new_evidence: Evidence
+    background: tuple[float, float] = (0.0, 0.0)
 
     @property
     def terms(self) -> tuple[str, str]:
@@ -57,6 +66,10 @@ class Pending:
 PENDING = Pending()
 
 
+def _names(sig: BugSignature) -> str:
+    return "; ".join(sorted(sig.signatures)) or "(no signature)"
+
+
 def define_bug(
     tester: CommitTester, old: str, new: str, alpha: float, cap: int
 ) -> BugSignature | None | Pending:
@@ -65,11 +78,11 @@ def define_bug(
     The end that reproduces defines the bug; a failure at the other end with another
     signature is then an "other failure" there, not a second reproducing end.  When
     both ends fail and neither's failures match the other's, the more frequent failure
-    is the bug if the other end's is significantly rarer (exact test at ``alpha``: a rare
-    flake at the fixed end does not stop a hunt); if neither is, once both ends have run
-    the anchor's trials (stats.anchor_trials), nothing tells which one the user hunts:
-    that is an error asking to name it.  Until then: PENDING, test both ends more.
-    Which end failed *first* never decides: that was a coin toss."""
+    is the bug if the other end's is significantly rarer (core.tell_apart at ``alpha``: a
+    rare flake at the fixed end does not stop a hunt); shown alike, nothing tells which
+    one the user hunts: that is an error naming both and asking for ``--signature``.
+    Until then: PENDING, test both ends more.  Which end failed *first* never decides:
+    that was a coin toss."""
     runner = tester.runner
     runner.bug = None
     sig_old = BugSignature.from_trials(runner.records(old))
@@ -88,20 +101,18 @@ def define_bug(
     old_is_other = runner.evidence(old).reproduced == 0
     runner.bug = None
     if not (new_is_other and old_is_other):
-        return None  # the same failure at both ends: "both ends reproduce" below
-    ref_old, ref_new = Reference(eo.reproduced, eo.counted), Reference(en.reproduced, en.counted)
-    if clean_p_value(en.reproduced, en.counted, ref_old) <= alpha:
+        return None  # the same failure at both ends: told apart by rate in check_endpoints
+    apart = tell_apart((eo.reproduced, eo.counted), (en.reproduced, en.counted), alpha, cap)
+    if apart is Apart.OLD:
         return sig_old
-    if clean_p_value(eo.reproduced, eo.counted, ref_new) <= alpha:
+    if apart is Apart.NEW:
         return sig_new
-    need = anchor_trials(ref_old if ref_old.rate >= ref_new.rate else ref_new, alpha, cap)
-    if min(eo.counted, en.counted) < need:
+    if apart is Apart.PENDING:
         return PENDING
     raise EndpointError(
-        f"both ends fail, differently: old {old[:12]} shows"
-        f" {'; '.join(sorted(sig_old.signatures))} ({eo.reproduced}/{eo.counted}), new"
-        f" {new[:12]} shows {'; '.join(sorted(sig_new.signatures))}"
-        f" ({en.reproduced}/{en.counted}); name the bug you hunt"
+        f"both ends fail, differently, at rates that cannot be told apart: old {old[:12]}"
+        f" shows {_names(sig_old)} ({eo.reproduced}/{eo.counted}), new {new[:12]} shows"
+        f" {_names(sig_new)} ({en.reproduced}/{en.counted}); name the bug you hunt"
         " (the command probe's --signature REGEX)"
     )
 
@@ -122,7 +133,14 @@ def check_endpoints(
     done_new = tester.journal.verdict(tester.run_id, new)
     if done_old and done_new and {done_old.verdict, done_new.verdict} == {"bug", "clean"}:
         direction = Direction.FIX if done_old.verdict == Verdict.BUG else Direction.REGRESSION
-        return Endpoints(direction, old, new, ev_of(tester, old), ev_of(tester, new))
+        return Endpoints(
+            direction,
+            old,
+            new,
+            ev_of(tester, old),
+            ev_of(tester, new),
+            (tester.policy.background_lo, tester.policy.fp),
+        )
     artifacts: dict[str, Path] = {}
     for name, sha in (("old", old), ("new", new)):
         built = tester.build(sha)
@@ -134,85 +152,75 @@ def check_endpoints(
         artifacts[sha] = built.artifact_dir
     if before_trials is not None:
         before_trials()
+    sha_of = {"old": old, "new": new}
 
     def ev(sha: str) -> Evidence:
         return tester.runner.evidence(sha)
 
-    def shows_bug(e: Evidence) -> bool:
-        return bug_p_value(e.reproduced, e.counted, policy.fp) <= policy.alpha
+    def batch(side: str, what: str) -> None:
+        sha = sha_of[side]
+        tester.progress(sha, ev(sha), what)
+        tester.run_batch(sha, artifacts[sha])
 
-    def exhausted(e: Evidence) -> bool:
-        return e.counted >= policy.max_trials or e.trials >= policy.max_attempts
+    def both_again(what: str) -> None:
+        """A batch at each end, unless one of them ran out of attempts (trials that never
+        count, e.g. all inconclusive): then they cannot be told apart."""
+        for side in ("old", "new"):
+            e = ev(sha_of[side])
+            if e.counted >= policy.max_trials or e.trials >= policy.max_attempts:
+                raise EndpointError(
+                    f"both ends fail and the {side} end {sha_of[side][:12]} reached"
+                    f" --max-trials ({e.reproduced}/{e.counted} of {e.trials} trials) before"
+                    " they could be told apart: name the bug you hunt (the command probe's"
+                    " --signature REGEX) or raise --max-trials"
+                )
+        for side in ("old", "new"):
+            batch(side, what)
 
     anchor_alpha = min(policy.alpha, policy.anchor_alpha or policy.alpha)
     while True:
         bug = define_bug(tester, old, new, anchor_alpha, policy.max_trials)
         if isinstance(bug, Pending):
-            for sha in (old, new):
-                if exhausted(ev(sha)):
-                    raise EndpointError(
-                        f"both ends fail, differently, and {sha[:12]} reached --max-trials:"
-                        " name the bug you hunt (the command probe's --signature REGEX)"
-                    )
-                tester.progress(sha, ev(sha), "testing")
-                tester.run_batch(sha, artifacts[sha])
+            both_again("testing")
             continue
         tester.runner.bug = bug
         eo, en = ev(old), ev(new)
-        bug_old, bug_new = shows_bug(eo), shows_bug(en)
-        if bug_old and bug_new:
-            raise EndpointError(
-                f"both ends reproduce the bug (old {old[:12]}: {eo.reproduced}/{eo.counted},"
-                f" new {new[:12]}: {en.reproduced}/{en.counted}): nothing to bisect"
-            )
-        if bug_old or bug_new:
-            bug_sha, clean_sha = (old, new) if bug_old else (new, old)
-            bug_ev, clean_ev = (eo, en) if bug_old else (en, eo)
-            ref = Reference(bug_ev.reproduced, bug_ev.counted)
-            decision = decide_anchor(
-                clean_ev.reproduced,
-                clean_ev.counted,
-                ref,
-                policy.alpha,
-                anchor_alpha,
-                policy.fp,
-                policy.max_trials,
-            )
-            if decision.verdict == Verdict.BUG:
-                raise EndpointError("both ends reproduce the bug: nothing to bisect")
-            if decision.verdict == Verdict.CLEAN:
-                tester.record(
-                    bug_ev,
-                    Verdict.BUG,
-                    bug_p_value(bug_ev.reproduced, bug_ev.counted, policy.fp),
-                    "endpoint",
-                )
-                tester.record(clean_ev, Verdict.CLEAN, decision.error, "endpoint")
-                return Endpoints(
-                    Direction.FIX if bug_old else Direction.REGRESSION, old, new, eo, en
-                )
-            if exhausted(clean_ev):
+        background = (0.0, 0.0)
+        if eo.reproduced and en.reproduced:
+            # The same failure at both ends: is one end's rate significantly higher?
+            pair = (eo.reproduced, eo.counted), (en.reproduced, en.counted)
+            apart = tell_apart(*pair, anchor_alpha, policy.max_trials)
+            if apart is Apart.ALIKE:
                 raise EndpointError(
-                    f"could not show that {clean_sha[:12]} is free of the bug within"
-                    f" --max-trials {policy.max_trials} ({clean_ev.reproduced}/{clean_ev.counted}"
-                    f" reproduced vs {bug_ev.reproduced}/{bug_ev.counted} at {bug_sha[:12]})"
+                    f"both ends reproduce the bug alike (old {old[:12]}: {eo.reproduced}/"
+                    f"{eo.counted}, new {new[:12]}: {en.reproduced}/{en.counted}"
+                    f"{'; ' + _names(bug) if isinstance(bug, BugSignature) else ''}):"
+                    " nothing to bisect; if one of them is another failure, name the bug you"
+                    " hunt (the command probe's --signature REGEX)"
                 )
-            # More reference trials while they pay; the clean end always gets a batch.
-            pays = calibration_pays(
-                ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha
-            )
-            if pays and not exhausted(bug_ev):
-                tester.progress(bug_sha, bug_ev, "calibrating")
-                tester.run_batch(bug_sha, artifacts[bug_sha])
-            tester.progress(clean_sha, clean_ev, "testing")
-            tester.run_batch(clean_sha, artifacts[clean_sha])
+            if apart is Apart.PENDING:
+                both_again("telling the ends apart")
+                continue
+            background = background_of(pair[1] if apart is Apart.OLD else pair[0])
+        nxt = ends_next(
+            (eo.reproduced, eo.counted, eo.trials),
+            (en.reproduced, en.counted, en.trials),
+            policy,
+            clean_tests_left=clean_tests_left,
+            background=background,
+        )
+        if nxt.action is EndsAction.FAIL:
+            raise EndpointError(nxt.message)
+        if nxt.action is EndsAction.TEST:
+            for side in nxt.test:
+                batch(side, "calibrating" if side == nxt.bug_side else "testing")
             continue
-        if exhausted(eo) and exhausted(en):
-            raise EndpointError(
-                f"neither end reproduced the bug (old {old[:12]}: {eo.reproduced}/{eo.counted},"
-                f" new {new[:12]}: {en.reproduced}/{en.counted} trials): both ends behave alike"
+        bug_sha, clean_sha = (old, new) if nxt.bug_side == "old" else (new, old)
+        if background != (0.0, 0.0):
+            tester.journal.event(
+                tester.run_id, BACKGROUND_EVENT, f"{background[0]!r} {background[1]!r}"
             )
-        for sha, e in ((old, eo), (new, en)):
-            if not exhausted(e):
-                tester.progress(sha, e, "testing")
-                tester.run_batch(sha, artifacts[sha])
+        tester.record(ev(bug_sha), Verdict.BUG, nxt.bug_error, "endpoint")
+        tester.record(ev(clean_sha), Verdict.CLEAN, nxt.clean_error, "endpoint")
+        direction = Direction.FIX if nxt.bug_side == "old" else Direction.REGRESSION
+        return Endpoints(direction, old, new, eo, en, background)

@@ -52,7 +52,17 @@ class TrialResult:
     detail: str = ""
     """One line for a person: what was seen."""
     log_path: str | None = None
+    signature: str | None = None
+    """What failed, for a reproduction: one short line that is the same for two runs of
+    one failure and differs between failures (docs/statistics.md, "Signatures")."""
+    is_bug: bool | None = None
+    """The probe's own verdict, when the user told it what the bug looks like (the
+    command probe's --signature): True = the bug, False = another failure; None = let the
+    driver compare signatures."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else worth keeping for a person (timings...); never read by the driver.
+    (``extra["signature"]`` and ``extra["bug"]`` are still read when the typed fields are
+    unset, for plug-ins written before them.)"""
 
 
 class Probe(Plugin):

@@ -14,8 +14,8 @@ say nothing about this bug either way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bisect_driver.plugin.probe import Outcome
@@ -24,11 +24,12 @@ from bisect_driver.store.journal import TrialRecord
 
 @dataclass(frozen=True)
 class BugSignature:
-    """Which failures count as the bug: the signatures seen at the reproducing end.
+    """Which failures count as the bug: the signatures seen at the reproducing end, and
+    the further faces of the bug known from evidence (:func:`with_faces`).
 
     The bug is defined by what the reproducing end shows, not by any failure:
     a reproduction elsewhere counts only if its signature is one of these.
-    The probe's own verdict (``TrialResult.extra["bug"]``, the journal's
+    The probe's own verdict (``TrialResult.is_bug``, the journal's
     ``is_bug``), where it gave one, always wins over the comparison: the user
     told the probe what the bug looks like (``--signature``).  A reproduction
     without a signature matches any bug, so probes that report none behave as
@@ -36,10 +37,17 @@ class BugSignature:
     """
 
     signatures: frozenset[str] = frozenset()
-    """Signatures that are the bug."""
+    """The core: signatures the reproducing end showed."""
     any_signature: bool = False
     """True when the reproducing end had a reproduction without a signature (or none at
     all): then nothing tells the bug from another failure, and every reproduction counts."""
+    faces: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Further faces of the bug: signature -> why it counts (seen at a commit that
+    carries the bug, never on the clean side).  A bug with several faces (a crash that
+    shows as SIGSEGV or as an assertion) is known by more than the end happened to show."""
+    not_faces: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Signatures seen on the clean side, with why they are not the bug (and where they
+    were seen, also when a commit that carries the bug showed them): for the report."""
 
     @classmethod
     def from_trials(cls, endpoint_trials: Iterable[TrialRecord]) -> BugSignature:
@@ -64,20 +72,128 @@ class BugSignature:
 
     def matches(self, signature: str | None, is_bug: bool | None = None) -> bool:
         """Whether a reproduction with this signature (and probe verdict) is the bug."""
-        if is_bug is not None:
-            return is_bug
-        return self.any_signature or signature is None or signature in self.signatures
+        return self.why(signature, is_bug)[0]
+
+    def why(self, signature: str | None, is_bug: bool | None = None) -> tuple[bool, str]:
+        """Whether a reproduction with this signature (and probe verdict) is the bug, and
+        why, in words for the report (the rules of docs/statistics.md, in their order)."""
+        if is_bug is True:
+            return True, "the probe's verdict: it is the bug (e.g. --signature matched)"
+        if is_bug is False:
+            return False, "the probe's verdict: another failure (e.g. --signature did not match)"
+        if signature is None:
+            return True, "no signature: nothing tells it from the bug"
+        if self.any_signature:
+            return True, (
+                "the reproducing end showed a failure without a signature (or none yet):"
+                " nothing tells the bug from another failure"
+            )
+        if signature in self.signatures:
+            return True, "shown by the reproducing end"
+        if signature in self.faces:
+            return True, self.faces[signature]
+        if signature in self.not_faces:
+            return False, self.not_faces[signature]
+        return False, (
+            "another failure: not shown by the reproducing end, nor seen at a commit"
+            " shown to carry the bug"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        """For storing with a run (the signatures sorted, so equal bugs store equally)."""
-        return {"signatures": sorted(self.signatures), "any_signature": self.any_signature}
+        """For storing with a run (sorted, so equal bugs store equally)."""
+        return {
+            "signatures": sorted(self.signatures),
+            "any_signature": self.any_signature,
+            "faces": dict(sorted(self.faces.items())),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BugSignature:
         return cls(
             frozenset(str(s) for s in data.get("signatures", ())),
             bool(data.get("any_signature", False)),
+            {str(k): str(v) for k, v in dict(data.get("faces", {})).items()},
         )
+
+    def with_faces(
+        self, trials_by_commit: Mapping[str, Sequence[TrialRecord]], clean: Collection[str]
+    ) -> BugSignature:
+        """This bug plus its faces known from evidence; see :func:`find_faces`."""
+        return find_faces(self, trials_by_commit, clean)
+
+
+def find_faces(
+    bug: BugSignature,
+    trials_by_commit: Mapping[str, Sequence[TrialRecord]],
+    clean: Collection[str],
+) -> BugSignature:
+    """``bug`` with the faces the evidence shows: a signature F the reproducing end never
+    showed is the bug too when
+
+    - it was seen (a reproduction without the probe's own verdict) at a commit shown to
+      carry the bug: one with a reproduction whose signature is one of ``bug``'s core
+      signatures (not one the probe called another failure), and
+    - it was never seen (in any trial) at a commit on the clean side: ``clean``, the
+      commits judged clean in this run and the clean end.
+
+    Why both: a failure that shows next to the bug at a bug-carrying commit may be
+    another face of it (the qcow2 crash as SIGSEGV, an assertion or lost data); one
+    also seen where the bug is absent cannot be the bug, whatever else it is.  The rule
+    cannot tell a face from another failure that only lives on the bug side; such a
+    failure counts at commits that carry the bug anyway, which is the verdict they get.
+    Faces are found afresh from the journal at each use, so a face later seen on the
+    clean side stops counting from then on (a verdict already given stays).
+
+    ``trials_by_commit``: the trials of the commits to look at (those judged in the
+    run, the ends).  Nothing changes when ``bug`` matches anything already.
+    """
+    if bug.any_signature or not bug.signatures:
+        return bug
+    carriers: dict[str, int] = {}
+    seen_at: dict[str, set[str]] = {}
+    on_clean_side: dict[str, str] = {}
+    for commit in sorted(trials_by_commit):
+        trials = trials_by_commit[commit]
+        core = sum(
+            1
+            for t in trials
+            if t.outcome == Outcome.REPRODUCED
+            and t.is_bug is not False
+            and t.signature in bug.signatures
+        )
+        if core:
+            carriers[commit] = core
+        for t in trials:
+            sig = t.signature
+            if sig is None or sig in bug.signatures:
+                continue
+            if commit in clean:
+                on_clean_side.setdefault(sig, commit)
+            if core and t.outcome == Outcome.REPRODUCED and t.is_bug is None:
+                seen_at.setdefault(sig, set()).add(commit)
+    faces = dict(bug.faces)
+    not_faces = dict(bug.not_faces)
+    for sig, commits in seen_at.items():
+        where = max(commits, key=lambda c: (carriers[c], c))
+        if sig in on_clean_side:
+            not_faces[sig] = (
+                f"another failure: seen at {where[:12]}, which carries the bug, but also on"
+                f" the clean side (at {on_clean_side[sig][:12]})"
+            )
+        else:
+            k = carriers[where]
+            faces[sig] = (
+                f"a face of the bug: seen at {where[:12]}, which carries the bug ({k}"
+                f" reproduction{'s' if k != 1 else ''} of the reproducing end's signature),"
+                " never on the clean side"
+            )
+    for sig, commit in on_clean_side.items():
+        not_faces.setdefault(
+            sig,
+            f"another failure: not shown by the reproducing end, and seen on the clean side"
+            f" (at {commit[:12]})",
+        )
+    return BugSignature(bug.signatures, bug.any_signature, faces, not_faces)
 
 
 def is_bug(trial: TrialRecord, bug: BugSignature | None) -> bool:
@@ -88,9 +204,14 @@ def is_bug(trial: TrialRecord, bug: BugSignature | None) -> bool:
     otherwise the signature is compared with ``bug``; with no ``bug`` every
     reproduction counts.
     """
-    if trial.is_bug is not None:
-        return trial.is_bug
-    return bug is None or bug.matches(trial.signature)
+    return why_bug(trial, bug)[0]
+
+
+def why_bug(trial: TrialRecord, bug: BugSignature | None) -> tuple[bool, str]:
+    """:func:`is_bug` and why, in words (the report's signatures section)."""
+    if bug is None and trial.is_bug is None:
+        return True, "no bug defined yet (the reproducing end is not known): every failure counts"
+    return (bug or BugSignature()).why(trial.signature, trial.is_bug)
 
 
 @dataclass(frozen=True)

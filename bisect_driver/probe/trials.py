@@ -7,7 +7,7 @@ scratch dir (deleted after judgement) and a seed derived from commit and
 index, so any trial can be re-run by hand.
 
 Each reproduction is recorded with what it saw (the probe's
-``extra["signature"]``) and the probe's own verdict (``extra["bug"]``), and
+``TrialResult.signature``) and the probe's own verdict (``TrialResult.is_bug``), and
 evidence is counted against the runner's :attr:`TrialRunner.bug`: the
 failures that are this bug (docs/statistics.md, "Signatures: what counts as
 the bug").
@@ -29,6 +29,10 @@ from bisect_driver.store.runstatus import TRIALS, StatusFile
 
 SIGNATURE_MAX = 200
 """Signatures are one short line; a longer one from a plug-in is cut, not refused."""
+
+CLEAN_VERDICT = "clean"
+"""The journal's word for a commit judged clean (``verdict.stats.Verdict.CLEAN``, spelled
+here because the verdict layer sits above this one)."""
 
 
 def trial_seed(commit: str, index: int) -> int:
@@ -63,6 +67,13 @@ class TrialRunner:
         self._bug = bug
         self.bug_end: str | None = None
         """The reproducing end: when set, the bug is whatever it has shown so far."""
+        self.verdict_runs: tuple[str, ...] = ()
+        """Runs whose recorded verdicts say which commits were judged (the run and its
+        confirmation): with :attr:`bug_end` set, faces of the bug are looked for at their
+        commits, and those judged clean are the clean side.  Empty: no faces."""
+        self.ends: tuple[str, str] | None = None
+        """The run's two ends; the one that is not :attr:`bug_end` is the clean end,
+        on the clean side before its own verdict is recorded."""
         self.status = status
         """The run's shared status: trials on which commit, how many, how they went."""
 
@@ -81,11 +92,31 @@ class TrialRunner:
         With :attr:`bug_end` set, the bug is recomputed from the reproducing end's
         trials at each use: a face of the bug the end shows later (the qcow2 crash
         as an abort, as a corrupt image, as lost data) is the bug everywhere from
-        then on, not another failure because the end had not shown it yet.
+        then on, not another failure because the end had not shown it yet.  With
+        :attr:`verdict_runs` set too, a face the end never showed counts once it
+        was seen at a commit shown to carry the bug and never on the clean side
+        (:func:`~bisect_driver.probe.evidence.find_faces`).  Both are read from
+        the journal at each use (a few small indexed queries per judged commit),
+        so every process of a run counts the same failures as the bug.
         """
-        if self.bug_end is not None:
-            return BugSignature.from_trials(self.records(self.bug_end))
-        return self._bug
+        if self.bug_end is None:
+            return self._bug
+        core = BugSignature.from_trials(self.records(self.bug_end))
+        if core.any_signature or not self.verdict_runs:
+            return core
+        clean: set[str] = set()
+        judged: set[str] = set()
+        for run in self.verdict_runs:
+            for v in self.journal.verdicts(run):
+                judged.add(v.commit)
+                if v.verdict == CLEAN_VERDICT:
+                    clean.add(v.commit)
+        clean_end = self.clean_end
+        if clean_end is not None:
+            clean.add(clean_end)
+            judged.add(clean_end)
+        judged.discard(self.bug_end)
+        return core.with_faces({c: self.records(c) for c in judged}, clean)
 
     @bug.setter
     def bug(self, bug: BugSignature | None) -> None:
@@ -94,11 +125,23 @@ class TrialRunner:
         self._bug = bug
         self.bug_end = None
 
+    @property
+    def clean_end(self) -> str | None:
+        """The end that is not :attr:`bug_end` (None while either is unknown)."""
+        if self.ends is None or self.bug_end not in self.ends:
+            return None
+        old, new = self.ends
+        return new if self.bug_end == old else old
+
     def records(self, commit: str) -> list[TrialRecord]:
         return self.journal.trials(commit, self.recipe_key, self.probe_key)
 
-    def evidence(self, commit: str) -> Evidence:
-        return Evidence.from_trials(commit, self.records(commit), self.hang_as, self.bug)
+    def evidence(self, commit: str, bug: BugSignature | None = None) -> Evidence:
+        """The commit's trials counted against :attr:`bug` (or ``bug``, when given: a
+        caller counting many commits computes the bug once)."""
+        return Evidence.from_trials(
+            commit, self.records(commit), self.hang_as, bug if bug is not None else self.bug
+        )
 
     def run(self, commit: str, artifact_dir: Path, count: int) -> list[TrialRecord]:
         """Run ``count`` more trials (``jobs`` at a time) and record them."""
@@ -158,8 +201,8 @@ class TrialRunner:
         )
 
     def _record(self, ctx: TrialContext, result: TrialResult, started: float) -> TrialRecord:
-        signature = result.extra.get("signature")
-        verdict = result.extra.get("bug")
+        signature = result.signature or result.extra.get("signature")
+        verdict = result.is_bug if result.is_bug is not None else result.extra.get("bug")
         rec = TrialRecord(
             commit=ctx.commit,
             idx=ctx.index,

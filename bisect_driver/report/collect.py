@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import git
@@ -20,6 +21,9 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.history import describe
 from bisect_driver.context import RunContext
 from bisect_driver.plugin.host import first_line
+from bisect_driver.plugin.probe import Outcome
+from bisect_driver.probe.evidence import BugSignature, why_bug
+from bisect_driver.probe.trials import TrialRunner
 from bisect_driver.report.model import (
     CandidateInfo,
     ConfidenceBasis,
@@ -27,13 +31,14 @@ from bisect_driver.report.model import (
     EvidenceRow,
     PluginInfo,
     Report,
+    SignatureRow,
     Statistics,
     Toolchain,
 )
 from bisect_driver.report.result import RunResult
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import VerdictRecord
-from bisect_driver.verdict.stats import Verdict, clopper_pearson
+from bisect_driver.verdict.stats import SOFT_ALPHA, Verdict, clopper_pearson
 
 DECIDED = (Verdict.BUG, Verdict.CLEAN)
 """Verdicts whose error bound counts towards the confidence (skips claim nothing)."""
@@ -48,7 +53,9 @@ def collect(ctx: RunContext) -> Report:
     stored = run.get("result")
     result = RunResult.from_json(stored) if stored else None
     verdicts = ctx.journal.verdicts(plan.run_id)
-    evidence = _evidence(ctx, plan, repo, verdicts)
+    runner = ctx.runner()
+    bug = runner.bug  # once: with faces it reads every judged commit's trials
+    evidence = _evidence(ctx, plan, repo, verdicts, runner, bug)
     confidence, how = confidence_of(verdicts, result)
     candidates = tuple(result.candidates) if result else ()
     cand = None
@@ -73,7 +80,7 @@ def collect(ctx: RunContext) -> Report:
         contradiction=result.contradiction if result else None,
         checks=tuple(result.checks) if result else (),
         confirmation_rounds=(tuple(tuple(r) for r in result.confirmation_rounds) if result else ()),
-        alpha_per_verdict=plan.alpha,
+        alpha_per_verdict=SOFT_ALPHA,
         steps=sum(1 for v in verdicts if v.commit not in endpoints),
         trials=sum(e.trials for e in evidence),
         good=plan.good,
@@ -94,14 +101,45 @@ def collect(ctx: RunContext) -> Report:
         ),
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         backports=tuple(result.backports) if result else (),
+        signatures=signatures_of(runner, [e.commit for e in evidence], bug),
     )
 
 
+def signatures_of(
+    runner: TrialRunner, commits: Sequence[str], bug: BugSignature | None
+) -> tuple[SignatureRow, ...]:
+    """Every signature the reproductions of ``commits`` named, per commit (in that order,
+    most frequent first), with whether it counted as ``bug`` and why.
+
+    The same rule as the evidence counts (:func:`why_bug`), so a row's ``is_bug``
+    agrees with the evidence table: a reproduction counted as the bug there is one
+    here.  Hangs appear only when the run counts them as reproductions.
+    """
+    rows: list[SignatureRow] = []
+    for commit in commits:
+        groups: Counter[tuple[str | None, bool, str]] = Counter()
+        for t in runner.records(commit):
+            hang = t.outcome == Outcome.HANG and runner.hang_as == "reproduced"
+            if t.outcome != Outcome.REPRODUCED and not hang:
+                continue
+            counted, why = why_bug(t, bug)
+            groups[(t.signature, counted, why)] += 1
+        for (signature, counted, why), n in sorted(
+            groups.items(), key=lambda item: (-item[1], item[0][0] or "", item[0][2])
+        ):
+            rows.append(SignatureRow(commit, signature, n, counted, why))
+    return tuple(rows)
+
+
 def _evidence(
-    ctx: RunContext, plan: RunPlan, repo: git.Repo, verdicts: list[VerdictRecord]
+    ctx: RunContext,
+    plan: RunPlan,
+    repo: git.Repo,
+    verdicts: list[VerdictRecord],
+    runner: TrialRunner,
+    bug: BugSignature | None,
 ) -> tuple[EvidenceRow, ...]:
     """One row per commit judged by the run or its confirmation, in history order."""
-    runner = ctx.runner()
     recipe_key = ctx.recipe.key()
     confirm = {v.commit: v for v in ctx.journal.verdicts(confirm_run_id(plan.run_id))}
     order = position_map(repo, plan, ctx.settings.first_parent)
@@ -109,7 +147,7 @@ def _evidence(
     extra = [v for c, v in confirm.items() if c not in seen]  # e.g. a backport commit
     rows = []
     for v in verdicts + extra:
-        ev = runner.evidence(v.commit)
+        ev = runner.evidence(v.commit, bug)
         mine = v.commit in seen
         build = ctx.journal.build(v.commit, recipe_key)
         cv = confirm.get(v.commit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 
+from bisect_driver.bisect.checks import no_independent_check
 from bisect_driver.report.model import EvidenceRow, Report
 from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
@@ -140,15 +141,11 @@ def _evidence_cells(e: EvidenceRow) -> list[str]:
     ]
 
 
-def render_html(report: Report, md: str) -> str:
-    """The whole report.html page.
-
-    ``md`` (report.md's text) is accepted so a caller can hand both renderings
-    over together; the page is built from ``report`` alone.
-    """
-    del md  # the page does not embed the markdown
+def render_html(report: Report) -> str:
+    """The whole report.html page, built from ``report`` alone."""
     esc = html.escape
     cand = report.candidate
+    unchecked = no_independent_check(report.checks) if cand else None
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>bisect-qemu report</title>",
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -157,7 +154,9 @@ def render_html(report: Report, md: str) -> str:
         "pre{padding:8px;overflow-x:auto}.PASS{color:#070;font-weight:bold}"
         ".FAIL{color:#b00;font-weight:bold}</style></head><body>",
         "<h1>bisect-qemu report</h1>",
-        f"<p>{esc(verdict_paragraph(report).replace('`', ''))}</p>",
+        f"<p>{esc(verdict_paragraph(report).replace('`', ''))}"
+        + (f" {esc(unchecked)}" if unchecked else "")
+        + "</p>",
         plot_svg(report),
     ]
     if cand:
@@ -200,6 +199,7 @@ def render_html(report: Report, md: str) -> str:
         *[f"<pre>{esc(chr(10).join(backport_lines(b)))}</pre>" for b in report.backports],
         "<h2>Evidence</h2>",
         _table(EVIDENCE_HEADERS, [_evidence_cells(e) for e in report.evidence]),
+        *signatures_html(report),
         "<h2>Environment</h2>",
         f"<pre>{esc(json.dumps(report.environment.to_json(), indent=2))}</pre>",
         "<h2>Reproduce or resume</h2>",
@@ -209,3 +209,27 @@ def render_html(report: Report, md: str) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+SIGNATURE_HEADERS = ["pos", "commit", "signature", "count", "counted as", "why"]
+
+
+def signatures_html(report: Report) -> list[str]:
+    """The Signatures section (as report.md's): every failure seen, per commit, and
+    whether it counted as the bug and why; nothing when no reproduction was recorded."""
+    if not report.signatures:
+        return []
+    esc = html.escape
+    pos = {e.commit: e.position for e in report.evidence}
+    rows = [
+        [
+            str(pos.get(r.commit) if pos.get(r.commit) is not None else ""),
+            f"<code>{esc(r.commit[:12])}</code>",
+            "(none)" if r.signature is None else f"<code>{esc(r.signature)}</code>",
+            str(r.count),
+            "the bug" if r.is_bug else "another failure",
+            esc(r.why),
+        ]
+        for r in report.signatures
+    ]
+    return ["<h2>Signatures</h2>", _table(SIGNATURE_HEADERS, rows)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bisect_driver.report.model import EvidenceRow, Report
+from bisect_driver.bisect.checks import no_independent_check
+from bisect_driver.report.model import EvidenceRow, Report, SignatureRow
 from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
 
@@ -33,7 +34,9 @@ def _basis(report: Report) -> list[str]:
 
 def render_md(report: Report) -> str:
     """The whole report.md text."""
-    lines = ["# bisect-qemu report", "", verdict_paragraph(report), ""]
+    summary = verdict_paragraph(report)
+    unchecked = no_independent_check(report.checks) if report.candidate else None
+    lines = ["# bisect-qemu report", "", f"{summary} {unchecked}" if unchecked else summary, ""]
     lines += _candidate(report)
     lines += [
         "## Confidence",
@@ -69,6 +72,7 @@ def render_md(report: Report) -> str:
         "|---:|---|---|---:|---:|---|---|---|---|",
     ]
     lines += [_evidence_line(e) for e in report.evidence]
+    lines += signatures_md(report)
     lines += _environment(report)
     lines += [
         "",
@@ -147,3 +151,36 @@ def _environment(report: Report) -> list[str]:
     if report.wall_seconds:
         lines.append(f"- Wall time: {report.wall_seconds / 60:.1f} min")
     return lines
+
+
+def signatures_md(report: Report) -> list[str]:
+    """The Signatures section: every failure seen, per commit, and whether it counted.
+
+    Why it is shown: a different crash taken for the bug sends the bisect the
+    wrong way, and this table is where a reader sees which failures were
+    hunted, which were left out, and the rule behind each.
+    """
+    if not report.signatures:
+        return []
+    lines = [
+        "",
+        "## Signatures",
+        "",
+        "What each commit's reproductions named, and whether it counted as the bug"
+        ' (docs/statistics.md, "Signatures: what counts as the bug").',
+        "",
+        "| pos | commit | signature | count | counted as | why |",
+        "|---:|---|---|---:|---|---|",
+    ]
+    pos = {e.commit: e.position for e in report.evidence}
+    lines += [_signature_line(r, pos.get(r.commit)) for r in report.signatures]
+    return lines
+
+
+def _signature_line(r: SignatureRow, position: int | None) -> str:
+    """One row; ``|`` escaped (a signature joins its failure lines with `` | ``)."""
+    sig = "(none)" if r.signature is None else "`" + r.signature.replace("|", "\\|") + "`"
+    why = r.why.replace("|", "\\|")
+    kind = "the bug" if r.is_bug else "another failure"
+    pos = "" if position is None else position
+    return f"| {pos} | `{r.commit[:12]}` | {sig} | {r.count} | {kind} | {why} |"

@@ -22,7 +22,7 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.history import CommitInfo
 from bisect_driver.verdict.stats import Verdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """report.json's ``schema``; docs/report.md describes this version."""
 
 
@@ -136,6 +136,37 @@ class EvidenceRow:
             "fingerprint": self.fingerprint,
             "other": self.other,
             "other_signatures": list(self.other_signatures),
+        }
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    """One failure seen at one commit: what it was, how often, and whether it counted.
+
+    A reader checks here that the run hunted the right failure: every signature
+    the reproductions named, per commit, and the rule that made it the bug or
+    another failure (docs/statistics.md, "Signatures: what counts as the bug").
+    """
+
+    commit: str
+    signature: str | None
+    """The reproductions' signature; None for those that named nothing."""
+    count: int
+    """Reproductions at ``commit`` with this signature (and this verdict)."""
+    is_bug: bool
+    """Whether they counted as the bug."""
+    why: str
+    """Why: shown by the reproducing end, a face of the bug (seen at a commit that carries
+    it, never on the clean side), another failure (and where it was seen), or the probe's
+    own verdict (``--signature``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "signature": self.signature,
+            "count": self.count,
+            "is_bug": self.is_bug,
+            "why": self.why,
         }
 
 
@@ -291,6 +322,9 @@ class Report:
     """When the report was written (local time, for a person)."""
     backports: tuple[BackportResult, ...] = ()
     """Fix hunts: the backport onto each REF."""
+    signatures: tuple[SignatureRow, ...] = ()
+    """Every failure the reproductions named, per commit (in ``evidence``'s order), and
+    whether it counted as the bug and why."""
 
     @property
     def resume_command(self) -> str:
@@ -331,6 +365,7 @@ class Report:
             "environment": self.environment.to_json(),
             "generated": self.generated,
             "backports": [b.to_json() for b in self.backports],
+            "signatures": [s.to_json() for s in self.signatures],
         }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.confirm import Confirmation
-from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
+from bisect_driver.verdict.core import answer
 from bisect_driver.verdict.stats import lower_bound, upper_bound
 
 
@@ -91,11 +91,13 @@ class RunResult:
             for c in checks
             if c.gates and c.status is CheckStatus.FAIL
         ]
-        if conf is not None and result.found and not result.unconfirmed:
-            # Calibrated, not post hoc: the strict tests of all rounds together are wrong
-            # with probability <= delta, so a confirmed answer claims 1 - delta, whatever
-            # the round that ended it (its own p-value is kept in error_bound).
-            result.confidence = 1.0 - conf.budget
+        claim = answer(
+            len(candidates),
+            result.confirmed,
+            result.unconfirmed,
+            conf.budget if conf is not None else None,
+        )
+        result.confidence = claim.confidence
         return result
 
     @property
@@ -104,10 +106,9 @@ class RunResult:
 
     def exit_status(self) -> int:
         """0: one candidate commit, confirmed; 8: one candidate, not confirmed (a check
-        failed or the strict test could not decide); 1: a candidate set (README)."""
-        if not self.found:
-            return EXIT_AMBIGUOUS
-        return EXIT_UNCONFIRMED if self.unconfirmed else EXIT_FOUND
+        failed or the strict test could not decide); 1: a candidate set (README), confirmed
+        or not (core.answer decides)."""
+        return answer(len(self.candidates), self.confirmed, self.unconfirmed, None).exit_status
 
     def failed_checks(self) -> list[Check]:
         return [c for c in self.checks if c.status is CheckStatus.FAIL]

@@ -31,10 +31,17 @@ def verdict_paragraph(report: Report) -> str:
             f" ({conf})."
         )
     if report.candidates:
+        if report.confirmed:
+            conf = (
+                f"The set is confirmed (confidence {report.confidence:.5f}): its clean side"
+                " passed the same strict retest as a single answer."
+            )
+        else:
+            conf = "The set is NOT confirmed: see Confidence."
         return (
             f"The bug was {what} by one of {len(report.candidates)} commits in {rng}: the"
             " commits between them could not be built or tested (skips), so git bisect cannot"
-            " tell which."
+            f" tell which. {conf}"
         )
     return f"No answer yet for {rng} (run status: {report.status})."
 

@@ -44,5 +44,5 @@ def write_report(ctx: RunContext, report_dir: Path) -> ReportFiles:
     _atomic_write(files.json_path, render_json(report))
     md = render_md(report)
     _atomic_write(files.md_path, md)
-    _atomic_write(files.html_path, render_html(report, md))
+    _atomic_write(files.html_path, render_html(report))
     return files

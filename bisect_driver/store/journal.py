@@ -83,9 +83,9 @@ class TrialRecord:
     detail: str
     log_path: str | None
     signature: str | None = None
-    """What a reproduction saw (the probe's ``extra["signature"]``); None when it said nothing."""
+    """What a reproduction saw (``TrialResult.signature``); None when it said nothing."""
     is_bug: bool | None = None
-    """The probe's own verdict (``extra["bug"]``): False = another failure, never counted
+    """The probe's own verdict (``TrialResult.is_bug``): False = another failure, never counted
     as this bug; None = the probe gave none, so the signature is compared with the
     reproducing end's.  A column of its own rather than a prefix on the signature, so
     signatures stay comparable and a query can count other failures directly."""
@@ -109,6 +109,8 @@ class Journal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._trial_cache: dict[tuple[str, str, str], tuple[int, list[TrialRecord]]] = {}
+        """(commit, recipe key, probe key) -> (last rowid read, the trials): see trials()."""
         try:
             self._db = sqlite3.connect(
                 path, timeout=60, isolation_level=None, check_same_thread=False
@@ -280,10 +282,6 @@ class Journal:
             r[10],
         )
 
-    def builds(self, recipe_key: str) -> list[BuildRecord]:
-        rows = self._query("SELECT commit_sha FROM builds WHERE recipe_key=?", (recipe_key,))
-        return [b for (c,) in rows if (b := self.build(c, recipe_key))]
-
     # -- trials -------------------------------------------------------------
     def record_trial(self, recipe_key: str, probe_key: str, rec: TrialRecord) -> None:
         with self.transaction() as db:
@@ -310,39 +308,48 @@ class Journal:
             )
 
     def trials(self, commit: str, recipe_key: str, probe_key: str) -> list[TrialRecord]:
+        """The recorded trials of ``commit`` under these keys, in index order.
+
+        Read incrementally: trials are only ever appended (never changed or deleted), so
+        this process keeps what it read and asks sqlite only for rows added since (by any
+        process: the step processes record beside the driver).  Every decision reads its
+        commit's evidence afresh, and re-reading hundreds of rows each time made the
+        reads, not the statistics, the cost of a decision."""
+        key = (commit, recipe_key, probe_key)
+        with self._lock:
+            return self._trials(key)
+
+    def _trials(self, key: tuple[str, str, str]) -> list[TrialRecord]:
+        commit, recipe_key, probe_key = key
+        last, cached = self._trial_cache.get(key, (0, []))
         rows = self._query(
-            "SELECT commit_sha, idx, outcome, exit_status, signal, duration, started, seed,"
-            " detail, log_path, signature, is_bug FROM trials"
-            " WHERE commit_sha=? AND recipe_key=? AND probe_key=? ORDER BY idx",
-            (commit, recipe_key, probe_key),
+            "SELECT rowid, commit_sha, idx, outcome, exit_status, signal, duration, started,"
+            " seed, detail, log_path, signature, is_bug FROM trials"
+            " WHERE commit_sha=? AND recipe_key=? AND probe_key=? AND rowid>? ORDER BY rowid",
+            (commit, recipe_key, probe_key, last),
         )
-        return [
+        if not rows:
+            return list(cached)
+        fresh = [
             TrialRecord(
-                commit=r[0],
-                idx=r[1],
-                outcome=r[2],
-                exit_status=r[3],
-                signal=r[4],
-                duration=r[5],
-                started=r[6],
-                seed=r[7],
-                detail=r[8],
-                log_path=r[9],
-                signature=r[10],
-                is_bug=None if r[11] is None else bool(r[11]),
+                commit=r[1],
+                idx=r[2],
+                outcome=r[3],
+                exit_status=r[4],
+                signal=r[5],
+                duration=r[6],
+                started=r[7],
+                seed=r[8],
+                detail=r[9],
+                log_path=r[10],
+                signature=r[11],
+                is_bug=None if r[12] is None else bool(r[12]),
             )
             for r in rows
         ]
-
-    def trial_count(self, recipe_key: str | None = None, probe_key: str | None = None) -> int:
-        if recipe_key is None:
-            return int(self._query("SELECT COUNT(*) FROM trials")[0][0])
-        return int(
-            self._query(
-                "SELECT COUNT(*) FROM trials WHERE recipe_key=? AND probe_key=?",
-                (recipe_key, probe_key),
-            )[0][0]
-        )
+        merged = sorted([*cached, *fresh], key=lambda t: t.idx)
+        self._trial_cache[key] = (rows[-1][0], merged)
+        return list(merged)
 
     # -- verdicts -----------------------------------------------------------
     def record_verdict(self, run_id: str, rec: VerdictRecord) -> None:

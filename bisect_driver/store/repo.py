@@ -83,6 +83,20 @@ def range_size(repo: git.Repo, old: str, new: str, first_parent: bool = False) -
     return int(repo.git.rev_list(*args))
 
 
+def first_parent_descendants(repo: git.Repo, ancestor: str, tip: str) -> list[str]:
+    """The commits of ``tip``'s first-parent line that descend from ``ancestor``, oldest
+    first, ``tip`` included and ``ancestor`` not: the trees a change made at ``ancestor``
+    has lived in on its way to ``tip``.
+
+    Computed as two lists and intersected, not with ``--first-parent --ancestry-path``
+    together: an ancestor on a side branch is reached only through a merge's second
+    parent, which a first-parent walk never looks at, so git would drop that merge.
+    """
+    line = str(repo.git.rev_list("--first-parent", "--reverse", f"{ancestor}..{tip}")).split()
+    below = set(str(repo.git.rev_list("--ancestry-path", f"{ancestor}..{tip}")).split())
+    return [c for c in line if c in below]
+
+
 @dataclass
 class Checkout:
     """The tool-owned clone of the user's repository, where bisecting happens."""

@@ -1,0 +1,579 @@
+"""The hunt's decisions, in one pure module: evidence in, decisions out.
+
+Every choice that decides what a run claims is made here, and only here: how the ends
+are told apart and which one carries the bug, which commit is the reference, what a
+visited commit's verdict is (or whether it needs more trials, or its reference does),
+the trial cap, the strict test's floor, when the rate next to the change is known, how
+the error budget is spent over correction rounds, and the answer's confidence and exit
+status.  No I/O, no git, no clock: the driver, the `git bisect run` step and the
+calibration simulator (bench/simulate.py) all call these functions, so the calibration
+measures exactly what a real hunt decides (git_bayesect's model: a pure core that its
+calibration runs as shipped).  The shells around it (verdict.judge, bisect.endpoints,
+bisect.confirm) only fetch evidence, run the trials asked for and record verdicts.
+
+The statistical tests themselves (Fisher's exact test, the floor test, Clopper-Pearson
+bounds) are in verdict.stats; docs/statistics.md documents both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
+from bisect_driver.verdict.stats import (
+    FLOOR_FACTOR,
+    Decision,
+    Reference,
+    Verdict,
+    bug_p_value,
+    calibration_pays,
+    clean_p_value,
+    clean_trials_needed,
+    decide,
+    decide_anchor,
+    decide_strict,
+    default_floor,
+    lower_bound,
+    strict_trials_needed,
+    upper_bound,
+)
+
+# -- the error budget -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """``delta = 1 - confidence``: the chance the run may be wrong, spent in one place.
+
+    The strict tests of all confirmation rounds together spend at most ``delta`` (round
+    ``t`` spends ``delta / 2^(t+1)``, a union bound however many corrections happen); the
+    clean end's anchor is held to the first round's share."""
+
+    delta: float
+
+    @classmethod
+    def of(cls, confidence: float) -> ErrorBudget:
+        return cls(1.0 - confidence)
+
+    @property
+    def confidence(self) -> float:
+        return 1.0 - self.delta
+
+    def round(self, index: int) -> float:
+        """The strict test's error target in confirmation round ``index`` (0-based)."""
+        return self.delta / 2.0 ** (index + 1)
+
+    @property
+    def anchor(self) -> float:
+        """Error target of the clean end's anchor (and of telling the ends apart)."""
+        return self.round(0)
+
+
+# -- the policy a tester decides under ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one tester decides; typed config in, as syzkaller's pkg/bisect takes it."""
+
+    alpha: float
+    """Per-verdict error target."""
+    fp: float = 0.0
+    """Rate at which a commit *without* the bug still shows its failure (background): a
+    BUG verdict needs reproductions this rate cannot explain."""
+    max_trials: int = 200
+    """Counted trials after which an undecided commit is skipped."""
+    floor: float | None = None
+    """None: a bisect step's soft test against the reference.  A rate: the confirmation's
+    strict test, CLEAN only if a bug at this rate would have shown."""
+    strict_alpha: float | None = None
+    """The confirmation's error target when its floor comes from the reference (calibrating
+    the reference then also shortens the strict test); None when --min-rate fixes it."""
+    anchor_alpha: float | None = None
+    """Error target of the endpoints' verdicts, which anchor the whole hunt (None: alpha)."""
+    background_lo: float = 0.0
+    """95 % lower bound of the background rate measured at the clean end: a commit that
+    carries the bug reproduces at least at background + floor (the strict test's H0)."""
+
+    @property
+    def max_attempts(self) -> int:
+        """All trials, counted or not: stops a commit whose trials never conclude."""
+        return self.max_trials * 2
+
+
+def run_policy(
+    confidence: float,
+    *,
+    alpha: float,
+    max_trials: int,
+    fp: float = 0.0,
+    min_rate: float | None = None,
+    background: tuple[float, float] = (0.0, 0.0),
+) -> Policy:
+    """The policy a run's steps decide under, from its settings (the driver, the step
+    processes and the simulator all build it here): soft steps at ``alpha``, the anchor
+    and the reference's calibration at the budget's first-round share."""
+    budget = ErrorBudget.of(confidence)
+    return with_background(
+        Policy(
+            alpha=alpha,
+            fp=fp,
+            max_trials=max_trials,
+            strict_alpha=None if min_rate else budget.anchor,
+            anchor_alpha=budget.anchor,
+        ),
+        background,
+    )
+
+
+def with_background(policy: Policy, background: tuple[float, float]) -> Policy:
+    """``policy`` once the ends were told apart by rate: the clean end's background
+    failure rate (lower, upper bound) raises the false-positive rate a BUG verdict must
+    beat and the floor a strict CLEAN must exclude."""
+    lo, hi = background
+    if not hi:
+        return policy
+    return replace(policy, fp=max(policy.fp, hi), background_lo=max(policy.background_lo, lo))
+
+
+MAX_CAP_FACTOR = 10
+"""A step never runs more than this many times --max-trials."""
+
+CORRECTED = "corrected by confirmation"
+"""How a verdict the confirmation overturned starts its reason."""
+
+
+# -- judging one visited commit -----------------------------------------------------------
+
+
+class Next(StrEnum):
+    """What a tester does next at one commit."""
+
+    DECIDED = "decided"  # record ``verdict``
+    TRIALS = "trials"  # run a batch at the commit
+    CALIBRATE = "calibrate"  # run a batch at the reference first
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Next
+    verdict: Verdict = Verdict.UNDECIDED
+    error: float = 1.0
+    reason: str = ""
+
+
+def trial_cap(policy: Policy, ref: Reference) -> int:
+    """Counted trials after which an undecided commit is a skip.
+
+    --max-trials, or for a soft step, twice what its test needs against the current
+    reference when that is more: after a correction lowered the reference (drift), steps
+    near the change may spend more trials rather than turn into skips."""
+    cap = policy.max_trials
+    if policy.floor is None and ref.reproduced:
+        need = clean_trials_needed(ref, policy.alpha, limit=MAX_CAP_FACTOR * cap)
+        cap = max(cap, 2 * need)
+    return cap
+
+
+def verdict_of(ev_k: int, ev_n: int, ref: Reference, policy: Policy) -> Decision:
+    """The test a commit is judged by: strict against the floor (plus the background) in a
+    confirmation, soft against the reference in a bisect step."""
+    if policy.floor is not None:
+        return decide_strict(
+            ev_k, ev_n, policy.floor + policy.background_lo, policy.alpha, policy.fp
+        )
+    return decide(ev_k, ev_n, ref, policy.alpha, policy.fp)
+
+
+def judge_next(
+    reproduced: int,
+    counted: int,
+    trials: int,
+    ref: Reference,
+    policy: Policy,
+    *,
+    clean_tests_left: float,
+    can_calibrate: bool,
+) -> Step:
+    """One decision at a visited commit: its verdict, a skip at the cap, or more trials
+    (at the commit, or first at the reference while more reference trials pay)."""
+    decision = verdict_of(reproduced, counted, ref, policy)
+    if decision.verdict != Verdict.UNDECIDED:
+        return Step(Next.DECIDED, decision.verdict, decision.error, "decided")
+    cap = trial_cap(policy, ref)
+    if counted >= cap or trials >= 2 * cap:
+        reason = f"undecided after {counted} counted of {trials} trials"
+        return Step(Next.DECIDED, Verdict.SKIP, decision.error, reason)
+    if (
+        policy.floor is None
+        and reproduced == 0
+        and can_calibrate
+        and ref.trials < policy.max_trials * 2
+        and calibration_pays(ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha)
+    ):
+        return Step(Next.CALIBRATE, error=decision.error)
+    return Step(Next.TRIALS, error=decision.error)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A recorded verdict, as the decisions read it."""
+
+    commit: str
+    verdict: str
+    reason: str
+
+
+def reference_commit(
+    verdicts: Sequence[Judged], counts: Mapping[str, tuple[int, int]]
+) -> str | None:
+    """The commit whose trials are the reference for a step's soft CLEAN verdict.
+
+    The reproducing end, until the confirmation corrects a step: a commit that looked
+    clean but reproduced under the strict test carries the bug at a lower rate than the
+    far end (the rate drifts toward the change).  From then on the lowest-rate such commit
+    is the reference, so later steps near the change ask for as many clean trials as that
+    rate needs: new evidence only lowers the reference.  ``counts`` maps commits to their
+    (reproduced, counted)."""
+    endpoint = None
+    lowest: tuple[float, str] | None = None
+    for v in verdicts:
+        if v.verdict == Verdict.BUG and v.reason == "endpoint":
+            endpoint = v.commit
+        elif v.verdict == Verdict.BUG and v.reason.startswith(CORRECTED):
+            k, n = counts.get(v.commit, (0, 0))
+            if n and k:
+                rate = k / n
+                if lowest is None or rate < lowest[0]:
+                    lowest = (rate, v.commit)
+    if endpoint is not None and lowest is not None:
+        k, n = counts.get(endpoint, (0, 0))
+        if n and lowest[0] < k / n:
+            return lowest[1]
+    return endpoint
+
+
+BACKGROUND_EVENT = "background"
+"""Journal event "LOW HIGH": the 95 % bounds of the failure rate at the clean end, when both
+ends showed the bug's failure and were told apart by rate (bisect.endpoints writes it; the
+run's testers read it into Policy.fp and Policy.background_lo)."""
+
+# -- the ends -----------------------------------------------------------------------------
+
+
+class Apart(StrEnum):
+    """Which end's failure is the more frequent, as far as the trials tell."""
+
+    OLD = "old"
+    NEW = "new"
+    PENDING = "pending"  # not yet told apart: test both ends more
+    ALIKE = "alike"  # shown alike, or --max-trials reached without telling them apart
+
+
+def tell_apart(old: tuple[int, int], new: tuple[int, int], alpha: float, cap: int) -> Apart:
+    """Both ends fail: is one end's failure significantly more frequent than the other's?
+
+    One-sided exact conditional (Fisher) test each way at ``alpha``: the rarer end is then
+    the clean side of the hunt (its failures another failure, or a background the bug adds
+    to).  Shown alike when the rarer end's rate is provably at least the floor the hunt
+    would assume for the bug (the frequent end's 95 % lower bound / FLOOR_FACTOR): then it
+    carries something at a rate the hunt would call the bug, and no bisect can separate
+    them.  Otherwise both ends are tested further, up to ``cap`` counted trials each."""
+    (ko, no), (kn, nn) = old, new
+    if clean_p_value(kn, nn, Reference(ko, no)) <= alpha:
+        return Apart.OLD
+    if clean_p_value(ko, no, Reference(kn, nn)) <= alpha:
+        return Apart.NEW
+    for hi, lo in ((old, new), (new, old)):  # both ways when the rates are equal
+        rarer = lo[0] * max(1, hi[1]) <= hi[0] * max(1, lo[1])
+        if rarer and lo[1] and lower_bound(*lo) >= default_floor(Reference(*hi)):
+            return Apart.ALIKE
+    if min(no, nn) >= cap:
+        return Apart.ALIKE
+    return Apart.PENDING
+
+
+def background_of(clean_end: tuple[int, int]) -> tuple[float, float]:
+    """The background failure rate seen at the clean end: (95 % lower, 95 % upper bound).
+
+    The upper bound becomes the hunt's false-positive rate (a BUG verdict needs
+    reproductions it cannot explain), the lower bound is added to the strict test's
+    floor; both 0 when the clean end never failed."""
+    k, n = clean_end
+    if not k or not n:
+        return 0.0, 0.0
+    return lower_bound(k, n), upper_bound(k, n)
+
+
+class EndsAction(StrEnum):
+    TEST = "test"  # run a batch at each end in ``test`` (the bug end first when calibrating)
+    DECIDED = "decided"
+    FAIL = "fail"  # nothing to bisect: ``message`` says why
+
+
+@dataclass(frozen=True)
+class EndsNext:
+    action: EndsAction
+    test: tuple[str, ...] = ()
+    """Which ends ("old", "new") to run a batch at."""
+    bug_side: str = ""
+    """The end that carries the bug ("old": a fix hunt, "new": a regression hunt)."""
+    clean_error: float = 1.0
+    bug_error: float = 1.0
+    message: str = ""
+
+
+def ends_next(
+    old: tuple[int, int, int],
+    new: tuple[int, int, int],
+    policy: Policy,
+    *,
+    clean_tests_left: float,
+    background: tuple[float, float] = (0.0, 0.0),
+) -> EndsNext:
+    """One decision about the ends, from (reproduced, counted, trials) at each.
+
+    The end that reproduces carries the bug; the other is CLEAN only as an anchor
+    (stats.decide_anchor).  ``background`` (lower, upper) is the failure rate the ends
+    were shown to differ by (:func:`tell_apart`): the clean end may fail at that rate."""
+    anchor_alpha = min(policy.alpha, policy.anchor_alpha or policy.alpha)
+    fp = max(policy.fp, background[1])
+    (ko, no, to), (kn, nn, tn) = old, new
+
+    def shows_bug(k: int, n: int) -> bool:
+        return bug_p_value(k, n, fp) <= policy.alpha
+
+    def exhausted(n: int, t: int) -> bool:
+        return n >= policy.max_trials or t >= policy.max_attempts
+
+    bug_old, bug_new = shows_bug(ko, no), shows_bug(kn, nn)
+    if bug_old and bug_new:
+        return EndsNext(
+            EndsAction.FAIL,
+            message=f"both ends reproduce the bug (old {ko}/{no}, new {kn}/{nn}):"
+            " nothing to bisect",
+        )
+    if bug_old or bug_new:
+        side = "old" if bug_old else "new"
+        (bk, bn, _bt), (ck, cn, ct) = (old, new) if bug_old else (new, old)
+        ref = Reference(bk, bn)
+        d = decide_anchor(ck, cn, ref, policy.alpha, anchor_alpha, fp, policy.max_trials)
+        if d.verdict == Verdict.BUG:
+            return EndsNext(
+                EndsAction.FAIL, message="both ends reproduce the bug: nothing to bisect"
+            )
+        if d.verdict == Verdict.CLEAN:
+            return EndsNext(
+                EndsAction.DECIDED,
+                bug_side=side,
+                clean_error=d.error,
+                bug_error=bug_p_value(bk, bn, fp),
+            )
+        if exhausted(cn, ct):
+            return EndsNext(
+                EndsAction.FAIL,
+                message=f"could not show that the {'new' if bug_old else 'old'} end is free of"
+                f" the bug within --max-trials {policy.max_trials} ({ck}/{cn} reproduced vs"
+                f" {bk}/{bn})",
+            )
+        clean_side = "new" if bug_old else "old"
+        pays = calibration_pays(
+            ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha
+        )
+        bug_t = old[2] if bug_old else new[2]
+        if pays and not exhausted(bn, bug_t):
+            return EndsNext(EndsAction.TEST, test=(side, clean_side), bug_side=side)
+        return EndsNext(EndsAction.TEST, test=(clean_side,), bug_side=side)
+    if exhausted(no, to) and exhausted(nn, tn):
+        return EndsNext(
+            EndsAction.FAIL,
+            message=f"neither end reproduced the bug (old {ko}/{no}, new {kn}/{nn} trials):"
+            " both ends behave alike",
+        )
+    return EndsNext(
+        EndsAction.TEST,
+        test=tuple(s for s, (_k, n, t) in (("old", old), ("new", new)) if not exhausted(n, t)),
+    )
+
+
+# -- the confirmation ---------------------------------------------------------------------
+
+MAX_CORRECTIONS = 12
+NEAR_REPRODUCTIONS = 3
+"""Reproductions at the bug-carrying neighbour before its rate is reported."""
+NEAR_MAX_REPRODUCTIONS = 10
+"""Enough to pin the neighbour's rate within a factor of about 2.5 (95 %): past it the
+strict test's floor is lowered to the measured lower bound instead."""
+
+
+def floor_of(reference: Reference, min_rate: float | None) -> tuple[float, str]:
+    """The floor rate the answer's confidence assumes, and where it came from."""
+    if min_rate is not None:
+        return min_rate, "--min-rate"
+    return default_floor(reference), (
+        f"the reproducing end's 95% lower bound ({reference.reproduced}/{reference.trials})"
+        f" / {FLOOR_FACTOR:g}"
+    )
+
+
+def near_settled(reproduced: int, counted: int, floor: float) -> bool:
+    """Is the bug-carrying neighbour's rate known well enough against the floor?
+
+    At least NEAR_REPRODUCTIONS reproductions, and its 95 % lower bound at or above the
+    floor (the assumption holds), or its upper bound below it (it does not), or
+    NEAR_MAX_REPRODUCTIONS seen (the floor is then lowered to the lower bound)."""
+    if reproduced < NEAR_REPRODUCTIONS:
+        return False
+    return (
+        reproduced >= NEAR_MAX_REPRODUCTIONS
+        or lower_bound(reproduced, counted) >= floor
+        or upper_bound(reproduced, counted) < floor
+    )
+
+
+@dataclass(frozen=True)
+class FloorCheck:
+    """What the rate next to the change says about the strict test's floor."""
+
+    floor: float
+    """The floor the strict test must hold (the assumed one, or lowered to the measured
+    rate's lower bound)."""
+    inconclusive: str | None = None
+
+
+def floor_after_near(near: tuple[int, int], floor: float) -> FloorCheck:
+    """The strict test's floor once the bug-carrying neighbour is measured: inconclusive
+    when its rate is clearly below the floor (or unmeasured), lowered to its lower bound
+    when it may be below, the assumed floor otherwise."""
+    k, n = near
+    if not n or upper_bound(k, n) < floor:
+        return FloorCheck(
+            floor,
+            f"the bug-carrying commits next to the change reproduce {k}/{n}"
+            f" (at most {upper_bound(k, n):.3g}), below the floor {floor:.3g} the"
+            " confidence assumes; set --min-rate lower (more trials) to decide",
+        )
+    return FloorCheck(min(floor, lower_bound(k, n)))
+
+
+def strict_cap(
+    policy_max_trials: int, floor: float, alpha: float, jobs: int, background: bool = False
+) -> int:
+    """The strict tester's trial cap: what the strict test needs with no reproduction, at
+    least 2x --max-trials.  With a background failure rate the clean neighbour shows some
+    failures too and the test needs several times more: four times, at most MAX_CAP_FACTOR
+    times --max-trials."""
+    cap = max(policy_max_trials * 2, strict_trials_needed(floor, alpha) + jobs)
+    if background:
+        cap = max(cap, min(4 * cap, MAX_CAP_FACTOR * policy_max_trials))
+    return cap
+
+
+class Retest(StrEnum):
+    """How a strict retest of the answer's neighbours came out."""
+
+    AGREES = "agrees"
+    CONTRADICTS = "contradicts"  # a verdict flipped: correct it and replay
+    UNDECIDED = "undecided"  # a neighbour could not be decided
+    NOT_A_FLIP = "not a flip"  # contradicts, but not a misjudged soft verdict
+
+
+def retest_outcome(expected_and_got: Sequence[tuple[str, str]]) -> tuple[Retest, int | None]:
+    """From (expected, strict verdict) per retested commit: agree, the index of the first
+    contradiction, or undecided."""
+    first_bad = None
+    undecided = False
+    for i, (want, got) in enumerate(expected_and_got):
+        if got == want:
+            continue
+        if got in (Verdict.SKIP, Verdict.UNDECIDED):
+            undecided = True
+        elif first_bad is None:
+            first_bad = i
+    if first_bad is not None:
+        return Retest.CONTRADICTS, first_bad
+    return (Retest.UNDECIDED if undecided else Retest.AGREES), None
+
+
+def is_correction(step: Judged | None, strict_verdict: str | None) -> bool:
+    """A contradiction is a misjudged soft verdict (corrected, then replayed) only when a
+    bisect step had judged the commit the other way.  An end never is: the ends anchor the
+    hunt (their clean verdict took the anchor's trials), so a strict test that contradicts
+    one says the bug came and went, or the ends were misjudged: no replay can mend that."""
+    return (
+        step is not None
+        and strict_verdict is not None
+        and step.reason != "endpoint"
+        and step.verdict != strict_verdict
+    )
+
+
+def signature_ambiguity(
+    bug_side: Mapping[str, int],
+    clean_side: Collection[str],
+    core: Collection[str],
+    beside_the_bug: Collection[str],
+) -> str | None:
+    """Does the answer depend on which failures are the bug?  A sentence naming the
+    failures when it does (the run then claims nothing and asks for ``--signature``).
+
+    Faces of a bug are known from evidence (probe.evidence.find_faces), and evidence can
+    be read two ways: a failure seen beside the bug's own (``beside_the_bug``: at commits
+    with a reproduction of a ``core`` signature) may be a face of the bug, or another
+    failure in a stretch that overlaps the bug's.  The two readings give the same answer
+    unless (a) the bug-side neighbour's counted reproductions (``bug_side``: signature ->
+    count) show no core signature, only faces, or (b) the clean-side neighbour shows, as
+    "another failure" (``clean_side``), one that was seen beside the bug.  Then no number
+    of trials decides; the user's --signature does."""
+    core_seen = sum(n for sig, n in bug_side.items() if sig in core)
+    faces_only = sorted(sig for sig in bug_side if sig not in core)
+    if bug_side and not core_seen:
+        return (
+            f"the answer rests on {'; '.join(faces_only)} being the bug: it was seen beside"
+            f" the bug's own failure ({'; '.join(sorted(c for c in core if c))}), but the commit"
+            " next to"
+            " the change shows only it, and another failure overlapping the bug's stretch"
+            " looks the same; name the bug you hunt (the command probe's --signature"
+            " REGEX, matching every failure that is the bug)"
+        )
+    both = sorted(set(clean_side) & set(beside_the_bug))
+    if both:
+        return (
+            f"{'; '.join(both)} shows next to the change on its clean side and also beside"
+            f" the bug's own failure ({'; '.join(sorted(c for c in core if c))}): if it is another"
+            " face of"
+            " the bug the change is elsewhere; name the bug you hunt (the command probe's"
+            " --signature REGEX, matching every failure that is the bug)"
+        )
+    return None
+
+
+# -- the answer ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a run claims: its confidence (None = no claim) and exit status."""
+
+    confidence: float | None
+    exit_status: int
+
+
+def answer(
+    candidates: int, confirmed: bool, unconfirmed: Sequence[str], budget: float | None
+) -> Answer:
+    """The claim a run may make, and its exit status.
+
+    Exit: 0 for one candidate with nothing against it, 8 for one candidate that is not
+    confirmed (``unconfirmed`` says why), 1 for a candidate set (skipped commits border
+    the answer).  Confidence 1 - delta (``budget``) when the strict confirmation passed
+    (``confirmed``) and nothing is against it: calibrated, not post hoc, since the strict
+    tests of all rounds together are wrong with probability <= delta, whatever round
+    ended it.  For a set the claim is "the change lies in this set", made only when the
+    set's clean side passed the same strict test.  No budget (--no-confirm): no claim."""
+    single = EXIT_UNCONFIRMED if unconfirmed else EXIT_FOUND
+    status = single if candidates == 1 else EXIT_AMBIGUOUS
+    claim = budget is not None and confirmed and not unconfirmed and candidates >= 1
+    return Answer(1.0 - budget if claim and budget is not None else None, status)

@@ -1,0 +1,80 @@
+"""The claimed confidence, calibrated as shipped: simulated hunts through hunt.stage.hunt.
+
+bench/simulate.py fakes only builds, trial outcomes and history; the ends check, the
+steps, the confirmation, corrections and the answer are bisect_driver's own.  So these
+tests fail when a change to the shipped decisions breaks the promise (the looser strict
+test below shows that they can), not when a copy of them drifts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import calibrate_confidence  # noqa: E402
+import simulate  # noqa: E402
+
+import bisect_driver.verdict.core as core  # noqa: E402
+from bisect_driver.verdict.stats import Decision, decide_strict  # noqa: E402
+
+RUNS = 140
+
+
+def _claims(rows: list[tuple[str, simulate.Simulated]]) -> tuple[int, int]:
+    return simulate.share_wrong([r for _kind, r in rows])
+
+
+@pytest.mark.slow
+def test_claimed_confidence_is_calibrated_in_every_kind() -> None:
+    """Among simulated hunts that claim 0.99, at most 1 % are wrong (one allowed at this
+    size), in every kind: drift, skips, unrelated crashes, a flaky clean end, two faces."""
+    rows = calibrate_confidence.run(RUNS, seed=3, small=True)
+    claims, wrong = _claims(rows)
+    assert claims >= RUNS * 0.7, claims
+    assert wrong <= max(1, 0.01 * claims), (wrong, claims)
+    for kind in calibrate_confidence.KINDS:
+        mine = [r for k, r in rows if k == kind]
+        assert mine and sum(r.wrong for r in mine) <= 1, kind
+
+
+@pytest.mark.slow
+def test_a_looser_strict_test_fails_the_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibration has teeth: a strict test held to the far end's rate instead of the
+    floor (no room for drift) makes the same simulated hunts claim wrong answers."""
+
+    def looser(k: int, n: int, floor: float, alpha: float, fp: float = 0.0) -> Decision:
+        return decide_strict(k, n, min(0.9, floor * 6), alpha, fp)
+
+    monkeypatch.setattr(core, "decide_strict", looser)
+    rows = calibrate_confidence.run(RUNS, seed=3, small=True)
+    claims, wrong = _claims(rows)
+    assert wrong > max(1, 0.01 * claims), (wrong, claims)
+
+
+def test_the_simulator_decides_nothing_itself() -> None:
+    """bench/simulate.py imports the hunt and its testers, and no statistics of its own."""
+    text = (Path(simulate.__file__)).read_text()
+    for name in ("decide", "clean_p_value", "decide_strict", "calibration_pays", "Reference("):
+        assert f"import {name}" not in text and f" {name}(" not in text, name
+    assert "from bisect_driver.hunt.stage import" in text
+
+
+def test_a_simulated_hunt_finds_a_plain_fix_and_a_plain_regression() -> None:
+    for direction, change in (("fix", 40), ("regression", 17)):
+        case = simulate.Case(80, change, 0.4, direction=direction)
+        out = simulate.simulate(case, seed=1)
+        assert out.candidates == [change] and out.confidence == 0.99 and out.exit_status == 0
+        assert out.trials > 0 and 5 <= out.commits <= 12
+
+
+def test_skips_next_to_the_answer_give_a_confirmed_set() -> None:
+    """A candidate set (untestable commits border the answer) is confirmed like a single
+    answer: its clean side passed the strict test, so the set claims 0.99, exit 1."""
+    case = simulate.Case(60, 30, 0.5, skips=frozenset({29}))
+    out = simulate.simulate(case, seed=2)
+    assert 30 in out.candidates and len(out.candidates) == 2
+    assert out.exit_status == 1 and out.confidence == 0.99
