@@ -169,3 +169,19 @@ def test_an_answer_that_rests_on_a_face_is_undecidable() -> None:
     assert signature_ambiguity({"SIGSEGV": 2, "Aborted": 1}, set(), core_sigs, {"Aborted"}) is None
     unrelated = signature_ambiguity({"SIGSEGV": 2}, {"assertion"}, core_sigs, {"Aborted"})
     assert unrelated is None
+
+
+def test_every_reason_written_is_read_back() -> None:
+    """The reasons the decisions write are the ones they (and the checks) read back."""
+    from bisect_driver.verdict.core import Reason
+
+    assert Reason.of("endpoint") is Reason.ENDPOINT
+    assert Reason.of("decided") is Reason.DECIDED
+    assert Reason.of(f"{Reason.CORRECTED} (was clean)") is Reason.CORRECTED
+    built = f"{Reason.BUILD}failed: error: x.c:1"
+    assert Reason.of(built) is Reason.BUILD and Reason.BUILD.detail(built) == "failed: error: x.c:1"
+    step = judge_next(
+        0, 400, 400, Reference(0, 400), Policy(alpha=0.05), clean_tests_left=1, can_calibrate=False
+    )
+    assert Reason.of(step.reason) is Reason.UNDECIDED
+    assert Reason.of("something else") is None

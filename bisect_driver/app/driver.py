@@ -34,7 +34,7 @@ from bisect_driver.report.write import write_report
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.repo import SHA_RE
 from bisect_driver.store.runstatus import PREPARING, RunStatus, VerdictLine
-from bisect_driver.verdict.core import ErrorBudget
+from bisect_driver.verdict.core import ErrorBudget, Reason
 from bisect_driver.verdict.judge import ProgressFn
 from bisect_driver.verdict.stats import Verdict, bisect_steps
 
@@ -169,7 +169,9 @@ class RunEvents:
         status = self.ctx.status_file
         for sha, ev in ((ends.old, ends.old_evidence), (ends.new, ends.new_evidence)):
             verdict = Verdict.BUG if sha == bug_end else Verdict.CLEAN
-            line = VerdictLine(time.time(), sha, verdict, ev.reproduced, ev.counted, "endpoint")
+            line = VerdictLine(
+                time.time(), sha, verdict, ev.reproduced, ev.counted, Reason.ENDPOINT
+            )
             status.add_verdict(
                 line, commit=sha, doing="decided", doing_since=time.time(), what="endpoint"
             )

@@ -19,6 +19,7 @@ from pathlib import Path
 from bisect_driver.backport.apply import DoesNotApply, apply_patch_file
 from bisect_driver.backport.model import PatchResult, Trial
 from bisect_driver.store.repo import Checkout
+from bisect_driver.verdict.core import Reason
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
@@ -26,8 +27,8 @@ from bisect_driver.verdict.stats import Verdict
 def judge_tree(tester: CommitTester, label: str, commit: str, expected: str) -> Trial:
     rec = tester.judge(commit)
     detail = rec.reason
-    if rec.verdict == Verdict.SKIP and rec.reason.startswith("build "):
-        detail = "does not build: " + rec.reason[len("build ") :]
+    if rec.verdict == Verdict.SKIP and Reason.of(rec.reason) is Reason.BUILD:
+        detail = "does not build: " + Reason.BUILD.detail(rec.reason)
     return Trial(
         label=label,
         commit=commit,

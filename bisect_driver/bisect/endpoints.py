@@ -33,6 +33,7 @@ from bisect_driver.verdict.core import (
     BACKGROUND_EVENT,
     Apart,
     EndsAction,
+    Reason,
     background_of,
     ends_next,
     tell_apart,
@@ -220,7 +221,7 @@ def check_endpoints(
             tester.journal.event(
                 tester.run_id, BACKGROUND_EVENT, f"{background[0]!r} {background[1]!r}"
             )
-        tester.record(ev(bug_sha), Verdict.BUG, nxt.bug_error, "endpoint")
-        tester.record(ev(clean_sha), Verdict.CLEAN, nxt.clean_error, "endpoint")
+        tester.record(ev(bug_sha), Verdict.BUG, nxt.bug_error, Reason.ENDPOINT)
+        tester.record(ev(clean_sha), Verdict.CLEAN, nxt.clean_error, Reason.ENDPOINT)
         direction = Direction.FIX if nxt.bug_side == "old" else Direction.REGRESSION
         return Endpoints(direction, old, new, eo, en, background)

@@ -42,6 +42,7 @@ from bisect_driver.store.repo import (
     first_parent_descendants,
     git_error_line,
 )
+from bisect_driver.verdict.core import Reason
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict
 
@@ -159,8 +160,8 @@ def revert_check(
         _clean(checkout)
     tag = f"{made.how()}; revert commit {made.sha[:12]}"
     counts = f"{rec.reproduced}/{rec.trials}"
-    if rec.verdict == Verdict.SKIP and rec.reason.startswith("build "):
-        why = rec.reason[len("build ") :]
+    if rec.verdict == Verdict.SKIP and Reason.of(rec.reason) is Reason.BUILD:
+        why = Reason.BUILD.detail(rec.reason)
         return Check(name, CheckStatus.NOT_RUN, f"does not build: {why}; {tag}", gates=True)
     if rec.verdict not in (Verdict.BUG, Verdict.CLEAN):
         return Check(name, CheckStatus.NOT_RUN, f"{rec.reason or rec.verdict}; {tag}", gates=True)

@@ -138,10 +138,30 @@ def with_background(policy: Policy, background: tuple[float, float]) -> Policy:
     return replace(policy, fp=max(policy.fp, hi), background_lo=max(policy.background_lo, lo))
 
 
+class Reason(StrEnum):
+    """Why a verdict was recorded: the journal's ``reason`` starts with one of these (a
+    correction and a build failure go on to say more), and the decisions read them back."""
+
+    ENDPOINT = "endpoint"  # one of the run's two ends, anchored (bisect.endpoints)
+    DECIDED = "decided"  # the sequential test decided
+    UNDECIDED = "undecided after"  # the trial cap was reached: a skip
+    BUILD = "build "  # the commit did not build: a skip ("build failed: ...")
+    CORRECTED = "corrected by confirmation"  # the strict test overturned the step's verdict
+
+    @classmethod
+    def of(cls, reason: str) -> Reason | None:
+        """The kind of a recorded reason (None for one this version does not write)."""
+        return next((r for r in cls if reason.startswith(r.value)), None)
+
+    def detail(self, reason: str) -> str:
+        """What follows the prefix (e.g. the build failure)."""
+        return reason[len(self.value) :]
+
+
 MAX_CAP_FACTOR = 10
 """A step never runs more than this many times --max-trials."""
 
-CORRECTED = "corrected by confirmation"
+CORRECTED = Reason.CORRECTED.value
 """How a verdict the confirmation overturned starts its reason."""
 
 
@@ -201,10 +221,10 @@ def judge_next(
     (at the commit, or first at the reference while more reference trials pay)."""
     decision = verdict_of(reproduced, counted, ref, policy)
     if decision.verdict != Verdict.UNDECIDED:
-        return Step(Next.DECIDED, decision.verdict, decision.error, "decided")
+        return Step(Next.DECIDED, decision.verdict, decision.error, Reason.DECIDED)
     cap = trial_cap(policy, ref)
     if counted >= cap or trials >= 2 * cap:
-        reason = f"undecided after {counted} counted of {trials} trials"
+        reason = f"{Reason.UNDECIDED} {counted} counted of {trials} trials"
         return Step(Next.DECIDED, Verdict.SKIP, decision.error, reason)
     if (
         policy.floor is None
@@ -240,7 +260,7 @@ def reference_commit(
     endpoint = None
     lowest: tuple[float, str] | None = None
     for v in verdicts:
-        if v.verdict == Verdict.BUG and v.reason == "endpoint":
+        if v.verdict == Verdict.BUG and v.reason == Reason.ENDPOINT:
             endpoint = v.commit
         elif v.verdict == Verdict.BUG and v.reason.startswith(CORRECTED):
             k, n = counts.get(v.commit, (0, 0))
@@ -505,7 +525,7 @@ def is_correction(step: Judged | None, strict_verdict: str | None) -> bool:
     return (
         step is not None
         and strict_verdict is not None
-        and step.reason != "endpoint"
+        and step.reason != Reason.ENDPOINT
         and step.verdict != strict_verdict
     )
 

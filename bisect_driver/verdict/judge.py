@@ -24,6 +24,7 @@ from bisect_driver.verdict.core import (
     Judged,
     Next,
     Policy,
+    Reason,
     judge_next,
     reference_commit,
     trial_cap,
@@ -161,7 +162,7 @@ class CommitTester:
         built = self.build(commit)
         ev = self.runner.evidence(commit)
         if not built.ok or built.artifact_dir is None:
-            why = f"build {built.record.status}: {built.record.detail}".strip()
+            why = f"{Reason.BUILD}{built.record.status}: {built.record.detail}".strip()
             return self.record(ev, Verdict.SKIP, 1.0, why)
         can_calibrate = True
         while True:
