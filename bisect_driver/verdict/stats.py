@@ -69,36 +69,46 @@ def _lcomb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
+def _upper(k: int, n: int, p: float) -> float:
+    """P(X >= k) summed from the point mass at k upwards, for k above the mean (where the
+    terms fall): by the terms' ratio, until they no longer change the sum."""
+    term = math.exp(_lcomb(n, k) + k * math.log(p) + (n - k) * math.log1p(-p))
+    total, odds = term, p / (1.0 - p)
+    for i in range(k, n):
+        term *= (n - i) / (i + 1) * odds
+        total += term
+        if term <= total * 1e-17:
+            break
+    return min(1.0, total)
+
+
+def _lower(k: int, n: int, p: float) -> float:
+    """P(X <= k) summed from the point mass at k downwards, for k below the mean."""
+    term = math.exp(_lcomb(n, k) + k * math.log(p) + (n - k) * math.log1p(-p))
+    total, odds = term, p / (1.0 - p)
+    for i in range(k, 0, -1):
+        term *= i / (n - i + 1) / odds
+        total += term
+        if term <= total * 1e-17:
+            break
+    return min(1.0, total)
+
+
 def binom_tail_ge(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p).
 
-    Summed from the point mass at ``k`` by the terms' ratio, on the side of the mode where
-    they shrink (the upper tail above the mean, one minus the lower tail below it), and
-    stopped once they no longer change the sum: every verdict, bound and simulated hunt
-    calls this, so it must not cost n lgamma calls."""
+    Summed on the side of the mean where the terms fall (:func:`_upper` above it, one
+    minus :func:`_lower` below it), by the terms' ratio: every verdict, bound and simulated
+    hunt calls this, so it must not cost n lgamma calls."""
     if k <= 0:
         return 1.0
     if k > n or p <= 0.0:
         return 0.0
     if p >= 1.0:
         return 1.0
-    odds = p / (1.0 - p)
-    if k > n * p:  # the upper tail: terms fall from k on
-        term = math.exp(_lcomb(n, k) + k * math.log(p) + (n - k) * math.log1p(-p))
-        total, i = term, k
-        while i < n and term > total * 1e-17:
-            term *= (n - i) / (i + 1) * odds
-            total += term
-            i += 1
-        return min(1.0, total)
-    j = k - 1  # 1 - P(X <= k - 1): terms fall from k - 1 down
-    term = math.exp(_lcomb(n, j) + j * math.log(p) + (n - j) * math.log1p(-p))
-    lower, i = term, j
-    while i > 0 and term > lower * 1e-17:
-        term *= i / (n - i + 1) / odds
-        lower += term
-        i -= 1
-    return min(1.0, max(0.0, 1.0 - lower))
+    if k > n * p:
+        return _upper(k, n, p)
+    return max(0.0, 1.0 - _lower(k - 1, n, p))
 
 
 def clean_p_value(k: int, n: int, ref: Reference) -> float:
@@ -303,22 +313,13 @@ def binom_cdf(k: int, n: int, p: float) -> float:
     upper tail above it."""
     if k < 0:
         return 0.0
-    if k >= n:
-        return 1.0
-    if p <= 0.0:
+    if k >= n or p <= 0.0:
         return 1.0
     if p >= 1.0:
         return 0.0
-    if k >= n * p:
-        return max(0.0, 1.0 - binom_tail_ge(k + 1, n, p))
-    odds = p / (1.0 - p)
-    term = math.exp(_lcomb(n, k) + k * math.log(p) + (n - k) * math.log1p(-p))
-    total, i = term, k
-    while i > 0 and term > total * 1e-17:
-        term *= i / (n - i + 1) / odds
-        total += term
-        i -= 1
-    return min(1.0, total)
+    if k < n * p:
+        return _lower(k, n, p)
+    return max(0.0, 1.0 - _upper(k + 1, n, p))
 
 
 def lower_bound(k: int, n: int, level: float = FLOOR_LEVEL) -> float:
@@ -366,7 +367,10 @@ def strict_trials_needed(floor: float, alpha: float) -> int:
     if floor <= 0.0:
         return 10**9
     n = max(1, math.ceil(math.log(alpha) / math.log1p(-floor)))
-    while n > 1 and floor_p_value(0, n - 1, floor) <= alpha:  # rounding of the logs
+    # The logs round both ways: settle on the first n the strict test itself accepts.
+    while floor_p_value(0, n, floor) > alpha:
+        n += 1
+    while n > 1 and floor_p_value(0, n - 1, floor) <= alpha:
         n -= 1
     return n
 
