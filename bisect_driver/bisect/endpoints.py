@@ -23,8 +23,9 @@ this module only builds, runs the batches asked for and records.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.plugin.errors import EndpointError
@@ -33,6 +34,7 @@ from bisect_driver.verdict.core import (
     BACKGROUND_EVENT,
     Apart,
     EndsAction,
+    Policy,
     Reason,
     background_of,
     ends_next,
@@ -129,99 +131,159 @@ def check_endpoints(
 
     ``before_trials`` is called once both ends are built and before their first trial
     (the driver waits there for the probe's preparation, which runs beside the builds)."""
-    policy = tester.policy
-    done_old = tester.journal.verdict(tester.run_id, old)
-    done_new = tester.journal.verdict(tester.run_id, new)
-    if done_old and done_new and {done_old.verdict, done_new.verdict} == {"bug", "clean"}:
+    check = EndsCheck(tester, old, new, clean_tests_left)
+    return check.recorded() or check.run(before_trials)
+
+
+class TryAgain(Exception):
+    """Both ends got another batch: decide again."""
+
+
+@dataclass
+class EndsCheck:
+    """Testing the two ends, in small steps: build them, define the bug, tell the ends
+    apart when both fail, then core.ends_next until it decides; record the verdicts."""
+
+    tester: CommitTester
+    old: str
+    new: str
+    clean_tests_left: float
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> Policy:
+        return self.tester.policy
+
+    @property
+    def anchor_alpha(self) -> float:
+        p = self.policy
+        return min(p.alpha, p.anchor_alpha or p.alpha)
+
+    def sha(self, side: str) -> str:
+        return self.old if side == "old" else self.new
+
+    def ev(self, sha: str) -> Evidence:
+        return self.tester.runner.evidence(sha)
+
+    def recorded(self) -> Endpoints | None:
+        """The ends as this run recorded them (a resumed run decides without trials)."""
+        t = self.tester
+        done_old = t.journal.verdict(t.run_id, self.old)
+        done_new = t.journal.verdict(t.run_id, self.new)
+        if not (done_old and done_new):
+            return None
+        if {done_old.verdict, done_new.verdict} != {Verdict.BUG, Verdict.CLEAN}:
+            return None
         direction = Direction.FIX if done_old.verdict == Verdict.BUG else Direction.REGRESSION
+        background = (t.policy.background_lo, t.policy.fp)
         return Endpoints(
-            direction,
-            old,
-            new,
-            ev_of(tester, old),
-            ev_of(tester, new),
-            (tester.policy.background_lo, tester.policy.fp),
+            direction, self.old, self.new, self.ev(self.old), self.ev(self.new), background
         )
-    artifacts: dict[str, Path] = {}
-    for name, sha in (("old", old), ("new", new)):
-        built = tester.build(sha)
-        if not built.ok or built.artifact_dir is None:
-            raise EndpointError(
-                f"the {name} end {sha[:12]} does not build"
-                f" ({built.record.status}: {built.record.detail}); see {built.record.log_path}"
-            )
-        artifacts[sha] = built.artifact_dir
-    if before_trials is not None:
-        before_trials()
-    sha_of = {"old": old, "new": new}
 
-    def ev(sha: str) -> Evidence:
-        return tester.runner.evidence(sha)
+    def build(self) -> None:
+        for side in ("old", "new"):
+            sha = self.sha(side)
+            built = self.tester.build(sha)
+            if not built.ok or built.artifact_dir is None:
+                raise EndpointError(
+                    f"the {side} end {sha[:12]} does not build"
+                    f" ({built.record.status}: {built.record.detail});"
+                    f" see {built.record.log_path}"
+                )
+            self.artifacts[sha] = built.artifact_dir
 
-    def batch(side: str, what: str) -> None:
-        sha = sha_of[side]
-        tester.progress(sha, ev(sha), what)
-        tester.run_batch(sha, artifacts[sha])
+    def batch(self, side: str, what: str) -> None:
+        sha = self.sha(side)
+        self.tester.progress(sha, self.ev(sha), what)
+        self.tester.run_batch(sha, self.artifacts[sha])
 
-    def both_again(what: str) -> None:
+    def both_again(self, what: str) -> NoReturn:
         """A batch at each end, unless one of them ran out of attempts (trials that never
         count, e.g. all inconclusive): then they cannot be told apart."""
         for side in ("old", "new"):
-            e = ev(sha_of[side])
-            if e.counted >= policy.max_trials or e.trials >= policy.max_attempts:
+            e = self.ev(self.sha(side))
+            if e.counted >= self.policy.max_trials or e.trials >= self.policy.max_attempts:
                 raise EndpointError(
-                    f"both ends fail and the {side} end {sha_of[side][:12]} reached"
+                    f"both ends fail and the {side} end {self.sha(side)[:12]} reached"
                     f" --max-trials ({e.reproduced}/{e.counted} of {e.trials} trials) before"
                     " they could be told apart: name the bug you hunt (the command probe's"
                     " --signature REGEX) or raise --max-trials"
                 )
         for side in ("old", "new"):
-            batch(side, what)
+            self.batch(side, what)
+        raise TryAgain
 
-    anchor_alpha = min(policy.alpha, policy.anchor_alpha or policy.alpha)
-    while True:
-        bug = define_bug(tester, old, new, anchor_alpha, policy.max_trials)
+    def background(
+        self, bug: BugSignature | None, eo: Evidence, en: Evidence
+    ) -> tuple[float, float]:
+        """Both ends show the bug's failure: the rarer end's rate is a background once the
+        ends' rates differ (core.tell_apart); (0, 0) when only one end fails."""
+        if not (eo.reproduced and en.reproduced):
+            return 0.0, 0.0
+        pair = (eo.reproduced, eo.counted), (en.reproduced, en.counted)
+        apart = tell_apart(*pair, self.anchor_alpha, self.policy.max_trials)
+        if apart is Apart.ALIKE:
+            raise EndpointError(
+                f"both ends reproduce the bug alike (old {self.old[:12]}: {eo.reproduced}/"
+                f"{eo.counted}, new {self.new[:12]}: {en.reproduced}/{en.counted}"
+                f"{'; ' + _names(bug) if bug is not None else ''}):"
+                " nothing to bisect; if one of them is another failure, name the bug you"
+                " hunt (the command probe's --signature REGEX)"
+            )
+        if apart is Apart.PENDING:
+            self.both_again("telling the ends apart")
+        return background_of(pair[1] if apart is Apart.OLD else pair[0])
+
+    def step(self) -> Endpoints | None:
+        """One decision about the ends (core.ends_next), and the batches it asks for."""
+        bug = define_bug(self.tester, self.old, self.new, self.anchor_alpha, self.policy.max_trials)
         if isinstance(bug, Pending):
-            both_again("testing")
-            continue
-        tester.runner.bug = bug
-        eo, en = ev(old), ev(new)
-        background = (0.0, 0.0)
-        if eo.reproduced and en.reproduced:
-            # The same failure at both ends: is one end's rate significantly higher?
-            pair = (eo.reproduced, eo.counted), (en.reproduced, en.counted)
-            apart = tell_apart(*pair, anchor_alpha, policy.max_trials)
-            if apart is Apart.ALIKE:
-                raise EndpointError(
-                    f"both ends reproduce the bug alike (old {old[:12]}: {eo.reproduced}/"
-                    f"{eo.counted}, new {new[:12]}: {en.reproduced}/{en.counted}"
-                    f"{'; ' + _names(bug) if isinstance(bug, BugSignature) else ''}):"
-                    " nothing to bisect; if one of them is another failure, name the bug you"
-                    " hunt (the command probe's --signature REGEX)"
-                )
-            if apart is Apart.PENDING:
-                both_again("telling the ends apart")
-                continue
-            background = background_of(pair[1] if apart is Apart.OLD else pair[0])
+            self.both_again("testing")
+        self.tester.runner.bug = bug
+        eo, en = self.ev(self.old), self.ev(self.new)
+        background = self.background(bug, eo, en)
         nxt = ends_next(
             (eo.reproduced, eo.counted, eo.trials),
             (en.reproduced, en.counted, en.trials),
-            policy,
-            clean_tests_left=clean_tests_left,
+            self.policy,
+            clean_tests_left=self.clean_tests_left,
             background=background,
         )
         if nxt.action is EndsAction.FAIL:
             raise EndpointError(nxt.message)
         if nxt.action is EndsAction.TEST:
             for side in nxt.test:
-                batch(side, "calibrating" if side == nxt.bug_side else "testing")
-            continue
-        bug_sha, clean_sha = (old, new) if nxt.bug_side == "old" else (new, old)
+                self.batch(side, "calibrating" if side == nxt.bug_side else "testing")
+            return None
+        return self.record(nxt.bug_side, nxt.bug_error, nxt.clean_error, background, eo, en)
+
+    def record(
+        self,
+        bug_side: str,
+        bug_error: float,
+        clean_error: float,
+        background: tuple[float, float],
+        eo: Evidence,
+        en: Evidence,
+    ) -> Endpoints:
+        t = self.tester
+        bug_sha = self.sha(bug_side)
+        clean_sha = self.new if bug_side == "old" else self.old
         if background != (0.0, 0.0):
-            tester.journal.event(
-                tester.run_id, BACKGROUND_EVENT, f"{background[0]!r} {background[1]!r}"
-            )
-        tester.record(ev(bug_sha), Verdict.BUG, nxt.bug_error, Reason.ENDPOINT)
-        tester.record(ev(clean_sha), Verdict.CLEAN, nxt.clean_error, Reason.ENDPOINT)
-        direction = Direction.FIX if nxt.bug_side == "old" else Direction.REGRESSION
-        return Endpoints(direction, old, new, eo, en, background)
+            t.journal.event(t.run_id, BACKGROUND_EVENT, f"{background[0]!r} {background[1]!r}")
+        t.record(self.ev(bug_sha), Verdict.BUG, bug_error, Reason.ENDPOINT)
+        t.record(self.ev(clean_sha), Verdict.CLEAN, clean_error, Reason.ENDPOINT)
+        direction = Direction.FIX if bug_side == "old" else Direction.REGRESSION
+        return Endpoints(direction, self.old, self.new, eo, en, background)
+
+    def run(self, before_trials: Callable[[], None] | None = None) -> Endpoints:
+        self.build()
+        if before_trials is not None:
+            before_trials()
+        while True:
+            try:
+                done = self.step()
+            except TryAgain:
+                continue
+            if done is not None:
+                return done
