@@ -75,7 +75,9 @@ def _with(case: Case, **changes: object) -> Case:
     return replace(case, **changes)  # type: ignore[arg-type]
 
 
-def run(runs: int, seed: int, small: bool = False) -> list[tuple[str, Simulated]]:
+def run(
+    runs: int, seed: int, small: bool = False, progress: bool = False
+) -> list[tuple[str, Simulated]]:
     """``runs`` simulated hunts, the kinds in turn."""
     rng = random.Random(seed)
     out = []
@@ -83,6 +85,8 @@ def run(runs: int, seed: int, small: bool = False) -> list[tuple[str, Simulated]
         kind = KINDS[i % len(KINDS)]
         case = draw(rng, kind, small)
         out.append((kind, simulate(case, seed=rng.randrange(1 << 30))))
+        if progress and (i + 1) % 50 == 0:
+            print(f"{i + 1}/{runs} hunts simulated", file=sys.stderr, flush=True)
     return out
 
 
@@ -120,7 +124,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    rows = run(args.runs, args.seed)
+    rows = run(args.runs, args.seed, progress=True)
     t = table(rows)
     print(f"{args.runs} simulated hunts (seed {args.seed}) through hunt.stage.hunt, target 0.99\n")
     print("| claims confidence >= c | runs | wrong | share wrong | allowed (1 - c) |")

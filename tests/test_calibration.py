@@ -78,3 +78,52 @@ def test_skips_next_to_the_answer_give_a_confirmed_set() -> None:
     out = simulate.simulate(case, seed=2)
     assert 30 in out.candidates and len(out.candidates) == 2
     assert out.exit_status == 1 and out.confidence == 0.99
+
+
+@pytest.mark.slow
+def test_the_calibration_bench_prints_its_tables(tmp_path: Path) -> None:
+    """bench/calibrate_confidence.py as documented (docs/statistics.md), at a small size."""
+    import json
+    import subprocess
+
+    bench = Path(simulate.__file__).parent
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(bench / "calibrate_confidence.py"),
+            "--runs",
+            "7",
+            "--seed",
+            "4",
+            "--json",
+            str(tmp_path / "c.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| claims confidence >= c |" in out and "| unrelated crash next to the change |" in out
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert len(data["runs"]) == 7 and {r["kind"] for r in data["runs"]} == set(
+        calibrate_confidence.KINDS
+    )
+
+
+@pytest.mark.slow
+def test_the_cost_bench_prints_its_table(tmp_path: Path) -> None:
+    """bench/bench_statistics.py as documented, one hunt a cell, through the shipped hunt."""
+    import subprocess
+
+    bench = Path(simulate.__file__).parent
+    out = subprocess.run(
+        [sys.executable, str(bench / "bench_statistics.py"), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [
+        line
+        for line in out.splitlines()
+        if line.startswith("| 100 |") or line.startswith("| 2713 |")
+    ]
+    assert len(rows) == 10, out
