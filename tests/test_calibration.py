@@ -95,6 +95,8 @@ def test_the_calibration_bench_prints_its_tables(tmp_path: Path) -> None:
             "7",
             "--seed",
             "4",
+            "--jobs",
+            "2",
             "--json",
             str(tmp_path / "c.json"),
         ],

@@ -250,18 +250,23 @@ class Evidence:
         reproduction (``hang_as="reproduced"``) is judged the same way; having
         no signature, it matches any bug.
         """
-        counts = {o: 0 for o in Outcome}
+        # Outcomes are compared as the strings the journal stores (Outcome is a StrEnum):
+        # every decision counts its commit's trials afresh, so no enum per trial.
+        counts = {str(o): 0 for o in Outcome}
         n = 0
         reproduced = 0
         other = 0
         other_signatures: set[str] = set()
+        counts_bug = (
+            (Outcome.REPRODUCED, Outcome.HANG) if hang_as == "reproduced" else (Outcome.REPRODUCED,)
+        )
         for t in trials:
             n += 1
-            outcome = Outcome(t.outcome)
+            outcome = t.outcome
+            if outcome not in counts:
+                raise ValueError(f"{outcome!r} is not an Outcome")
             counts[outcome] += 1
-            if outcome == Outcome.REPRODUCED or (
-                outcome == Outcome.HANG and hang_as == "reproduced"
-            ):
+            if outcome in counts_bug:
                 if is_bug(t, bug):
                     reproduced += 1
                 else:

@@ -71,6 +71,8 @@ class TrialRunner:
         """Runs whose recorded verdicts say which commits were judged (the run and its
         confirmation): with :attr:`bug_end` set, faces of the bug are looked for at their
         commits, and those judged clean are the clean side.  Empty: no faces."""
+        self._bug_cache: tuple[object, BugSignature] | None = None
+        """(journal version and what defines the bug, the bug): see :attr:`bug`."""
         self.ends: tuple[str, str] | None = None
         """The run's two ends; the one that is not :attr:`bug_end` is the clean end,
         on the clean side before its own verdict is recorded."""
@@ -101,7 +103,23 @@ class TrialRunner:
         """
         if self.bug_end is None:
             return self._bug
-        core = BugSignature.from_trials(self.records(self.bug_end))
+        key = (self.journal.version(), self.bug_end, self.ends, self.verdict_runs)
+        if self._bug_cache is not None and self._bug_cache[0] == key:
+            return self._bug_cache[1]
+        bug = self._derive_bug(self.bug_end)
+        self._bug_cache = (key, bug)
+        return bug
+
+    @bug.setter
+    def bug(self, bug: BugSignature | None) -> None:
+        if bug is not None and not isinstance(bug, BugSignature):
+            raise TypeError(f"bug must be a BugSignature or None, not {type(bug).__name__}")
+        self._bug = bug
+        self.bug_end = None
+
+    def _derive_bug(self, bug_end: str) -> BugSignature:
+        """The bug from the journal: the reproducing end's signatures and the faces."""
+        core = BugSignature.from_trials(self.records(bug_end))
         if core.any_signature or not self.verdict_runs:
             return core
         clean: set[str] = set()
@@ -115,15 +133,8 @@ class TrialRunner:
         if clean_end is not None:
             clean.add(clean_end)
             judged.add(clean_end)
-        judged.discard(self.bug_end)
+        judged.discard(bug_end)
         return core.with_faces({c: self.records(c) for c in judged}, clean)
-
-    @bug.setter
-    def bug(self, bug: BugSignature | None) -> None:
-        if bug is not None and not isinstance(bug, BugSignature):
-            raise TypeError(f"bug must be a BugSignature or None, not {type(bug).__name__}")
-        self._bug = bug
-        self.bug_end = None
 
     @property
     def clean_end(self) -> str | None:

@@ -110,6 +110,8 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._trial_cache: dict[tuple[str, str, str], tuple[int, list[TrialRecord]]] = {}
+        self._writes = 0
+        """This connection's commits (see version())."""
         """(commit, recipe key, probe key) -> (last rowid read, the trials): see trials()."""
         try:
             self._db = sqlite3.connect(
@@ -179,6 +181,16 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._writes += 1
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the journal may have: sqlite's ``data_version`` (bumped by other
+        connections' commits: the step processes, a resumed run) and this connection's own
+        commits.  Lets a reader cache what it derived from the journal (probe.trials:
+        the bug's faces) without re-reading it at every decision."""
+        with self._lock:
+            data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            return int(data_version), self._writes
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
