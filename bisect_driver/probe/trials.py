@@ -72,6 +72,7 @@ class TrialRunner:
         confirmation): with :attr:`bug_end` set, faces of the bug are looked for at their
         commits, and those judged clean are the clean side.  Empty: no faces."""
         self._bug_cache: tuple[object, BugSignature] | None = None
+        self._named_cache: dict[str, tuple[int, list[TrialRecord]]] = {}
         """(journal version and what defines the bug, the bug): see :attr:`bug`."""
         self.ends: tuple[str, str] | None = None
         """The run's two ends; the one that is not :attr:`bug_end` is the clean end,
@@ -117,9 +118,21 @@ class TrialRunner:
         self._bug = bug
         self.bug_end = None
 
+    def _named(self, commit: str) -> list[TrialRecord]:
+        """The commit's trials that can say anything about which failures are the bug
+        (those with a signature, and reproductions), remembered per number of trials:
+        between two derivations of the bug only the commit under test has new ones."""
+        records = self.records(commit)
+        seen = self._named_cache.get(commit)
+        if seen is None or seen[0] != len(records):
+            named = [t for t in records if t.signature is not None or t.outcome == "reproduced"]
+            seen = (len(records), named)
+            self._named_cache[commit] = seen
+        return seen[1]
+
     def _derive_bug(self, bug_end: str) -> BugSignature:
         """The bug from the journal: the reproducing end's signatures and the faces."""
-        core = BugSignature.from_trials(self.records(bug_end))
+        core = BugSignature.from_trials(self._named(bug_end))
         if core.any_signature or not self.verdict_runs:
             return core
         clean: set[str] = set()
@@ -134,7 +147,7 @@ class TrialRunner:
             clean.add(clean_end)
             judged.add(clean_end)
         judged.discard(bug_end)
-        return core.with_faces({c: self.records(c) for c in judged}, clean)
+        return core.with_faces({c: self._named(c) for c in judged}, clean)
 
     @property
     def clean_end(self) -> str | None:

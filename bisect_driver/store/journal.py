@@ -320,7 +320,8 @@ class Journal:
             )
 
     def trials(self, commit: str, recipe_key: str, probe_key: str) -> list[TrialRecord]:
-        """The recorded trials of ``commit`` under these keys, in index order.
+        """The recorded trials of ``commit`` under these keys, in index order (the list
+        is this journal's own: read it, never change it).
 
         Read incrementally: trials are only ever appended (never changed or deleted), so
         this process keeps what it read and asks sqlite only for rows added since (by any
@@ -341,7 +342,7 @@ class Journal:
             (commit, recipe_key, probe_key, last),
         )
         if not rows:
-            return list(cached)
+            return cached
         fresh = [
             TrialRecord(
                 commit=r[1],
@@ -361,7 +362,7 @@ class Journal:
         ]
         merged = sorted([*cached, *fresh], key=lambda t: t.idx)
         self._trial_cache[key] = (rows[-1][0], merged)
-        return list(merged)
+        return merged
 
     # -- verdicts -----------------------------------------------------------
     def record_verdict(self, run_id: str, rec: VerdictRecord) -> None:
