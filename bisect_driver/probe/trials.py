@@ -73,6 +73,7 @@ class TrialRunner:
         commits, and those judged clean are the clean side.  Empty: no faces."""
         self._bug_cache: tuple[object, BugSignature] | None = None
         self._named_cache: dict[str, tuple[int, list[TrialRecord]]] = {}
+        self._evidence_cache: dict[str, tuple[object, Evidence]] = {}
         """(journal version and what defines the bug, the bug): see :attr:`bug`."""
         self.ends: tuple[str, str] | None = None
         """The run's two ends; the one that is not :attr:`bug_end` is the clean end,
@@ -162,10 +163,18 @@ class TrialRunner:
 
     def evidence(self, commit: str, bug: BugSignature | None = None) -> Evidence:
         """The commit's trials counted against :attr:`bug` (or ``bug``, when given: a
-        caller counting many commits computes the bug once)."""
-        return Evidence.from_trials(
-            commit, self.records(commit), self.hang_as, bug if bug is not None else self.bug
-        )
+        caller counting many commits computes the bug once).  Remembered per commit while
+        its trials and the bug stay the same (trials are only appended, so their number
+        tells): the reference is counted at every decision of every step."""
+        records = self.records(commit)
+        counted_as = bug if bug is not None else self.bug
+        key = (len(records), counted_as, self.hang_as)
+        hit = self._evidence_cache.get(commit)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        ev = Evidence.from_trials(commit, records, self.hang_as, counted_as)
+        self._evidence_cache[commit] = (key, ev)
+        return ev
 
     def run(self, commit: str, artifact_dir: Path, count: int) -> list[TrialRecord]:
         """Run ``count`` more trials (``jobs`` at a time) and record them."""
