@@ -23,7 +23,7 @@ from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import Journal
 from bisect_driver.store.repo import Checkout, checkout_for, open_user_repo
 from bisect_driver.store.runstatus import StatusFile
-from bisect_driver.verdict.core import BACKGROUND_EVENT, run_policy
+from bisect_driver.verdict.core import BACKGROUND_EVENT, parse_background, run_policy
 from bisect_driver.verdict.judge import CommitTester, ProgressFn
 from bisect_driver.verdict.stats import SOFT_ALPHA
 
@@ -120,8 +120,7 @@ class RunContext:
         events = self.journal.events(self.plan.run_id, BACKGROUND_EVENT)
         if not events:
             return 0.0, 0.0
-        lo, hi = events[-1][2].split()
-        return float(lo), float(hi)
+        return parse_background(events[-1][2])
 
     def tester(self, progress_fn: ProgressFn | None = None) -> CommitTester:
         s = self.settings

@@ -145,8 +145,8 @@ def test_the_ends_decide_direction_and_anchor() -> None:
 def test_the_reference_only_gets_lower() -> None:
     judged = [
         Judged("end", "bug", "endpoint"),
-        Judged("a", "bug", f"{core.CORRECTED} (was clean)"),
-        Judged("b", "bug", f"{core.CORRECTED} (was clean)"),
+        Judged("a", "bug", f"{core.Reason.CORRECTED} (was clean)"),
+        Judged("b", "bug", f"{core.Reason.CORRECTED} (was clean)"),
     ]
     counts = {"end": (10, 20), "a": (2, 20), "b": (1, 40)}
     assert reference_commit(judged, counts) == "b"

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bisect_driver.plugin.errors import EXIT_ENDPOINTS, EXIT_FOUND, EXIT_UNCONFIRMED
+from bisect_driver.verdict.core import ErrorBudget
 from bisect_driver.verdict.stats import (
     Reference,
     Verdict,
@@ -23,7 +24,6 @@ from bisect_driver.verdict.stats import (
     default_floor,
     floor_p_value,
     lower_bound,
-    spent_alpha,
     strict_trials_needed,
 )
 
@@ -49,7 +49,7 @@ def test_strict_trials_needed_is_the_first_n_that_decides(floor: float, alpha: f
 
 @given(rounds=st.integers(1, 60), delta=st.floats(1e-4, 0.2))
 def test_correction_rounds_never_spend_more_than_delta(rounds: int, delta: float) -> None:
-    assert sum(spent_alpha(delta, t) for t in range(rounds)) <= delta
+    assert sum(ErrorBudget(delta).round(t) for t in range(rounds)) <= delta
 
 
 @given(k=st.integers(1, 200), extra=st.integers(0, 400))

@@ -11,7 +11,7 @@ budget goes to a strict test of that clean neighbour against the *floor* rate
 have shown.  When it reproduces instead, its verdict is corrected in the
 journal and in the bisect log, the log is replayed with `git bisect replay`,
 and `git bisect run` goes on; round t spends delta / 2^(t+1) of the budget
-(stats.spent_alpha), so any number of corrections stays within it.
+(core.ErrorBudget.round), so any number of corrections stays within it.
 
 The bug-carrying neighbour is topped up to NEAR_REPRODUCTIONS reproductions so
 the report can show the rate next to the change, flag drift from the far end,
@@ -35,10 +35,10 @@ from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.store.repo import is_ancestor
 from bisect_driver.verdict.core import (
-    CORRECTED,
     MAX_CORRECTIONS,
     ErrorBudget,
     Judged,
+    Reason,
     floor_after_near,
     is_correction,
     near_settled,
@@ -476,7 +476,7 @@ class Confirmer:
                 fresh.trials,
                 fresh.reproduced,
                 fresh.error,
-                f"{CORRECTED} (was {main.verdict})",
+                f"{Reason.CORRECTED} (was {main.verdict})",
                 time.time(),
             ),
         )

@@ -36,6 +36,7 @@ from bisect_driver.verdict.core import (
     EndsAction,
     Policy,
     Reason,
+    background_message,
     background_of,
     ends_next,
     tell_apart,
@@ -270,7 +271,7 @@ class EndsCheck:
         bug_sha = self.sha(bug_side)
         clean_sha = self.new if bug_side == "old" else self.old
         if background != (0.0, 0.0):
-            t.journal.event(t.run_id, BACKGROUND_EVENT, f"{background[0]!r} {background[1]!r}")
+            t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(background))
         t.record(self.ev(bug_sha), Verdict.BUG, bug_error, Reason.ENDPOINT)
         t.record(self.ev(clean_sha), Verdict.CLEAN, clean_error, Reason.ENDPOINT)
         direction = Direction.FIX if bug_side == "old" else Direction.REGRESSION

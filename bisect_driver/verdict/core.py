@@ -161,9 +161,6 @@ class Reason(StrEnum):
 MAX_CAP_FACTOR = 10
 """A step never runs more than this many times --max-trials."""
 
-CORRECTED = Reason.CORRECTED.value
-"""How a verdict the confirmation overturned starts its reason."""
-
 
 # -- judging one visited commit -----------------------------------------------------------
 
@@ -262,7 +259,7 @@ def reference_commit(
     for v in verdicts:
         if v.verdict == Verdict.BUG and v.reason == Reason.ENDPOINT:
             endpoint = v.commit
-        elif v.verdict == Verdict.BUG and v.reason.startswith(CORRECTED):
+        elif v.verdict == Verdict.BUG and Reason.of(v.reason) is Reason.CORRECTED:
             k, n = counts.get(v.commit, (0, 0))
             if n and k:
                 rate = k / n
@@ -279,6 +276,17 @@ BACKGROUND_EVENT = "background"
 """Journal event "LOW HIGH": the 95 % bounds of the failure rate at the clean end, when both
 ends showed the bug's failure and were told apart by rate (bisect.endpoints writes it; the
 run's testers read it into Policy.fp and Policy.background_lo)."""
+
+
+def background_message(background: tuple[float, float]) -> str:
+    """The BACKGROUND_EVENT's message for these bounds (read back by parse_background)."""
+    return f"{background[0]!r} {background[1]!r}"
+
+
+def parse_background(message: str) -> tuple[float, float]:
+    lo, hi = message.split()
+    return float(lo), float(hi)
+
 
 # -- the ends -----------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from bisect_driver.probe.evidence import Evidence
 from bisect_driver.probe.trials import TrialRunner
 from bisect_driver.store.journal import Journal, VerdictRecord
 from bisect_driver.verdict.core import (
-    CORRECTED,
     Judged,
     Next,
     Policy,
@@ -32,7 +31,7 @@ from bisect_driver.verdict.core import (
 )
 from bisect_driver.verdict.stats import Decision, Reference, Verdict
 
-__all__ = ["CORRECTED", "CommitTester", "Policy", "ProgressFn"]
+__all__ = ["CommitTester", "Policy", "ProgressFn"]
 
 
 ProgressFn = Callable[[str, Evidence, str], None]

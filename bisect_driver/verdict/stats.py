@@ -373,11 +373,3 @@ def strict_trials_needed(floor: float, alpha: float) -> int:
     while n > 1 and floor_p_value(0, n - 1, floor) <= alpha:
         n -= 1
     return n
-
-
-def spent_alpha(delta: float, round_index: int) -> float:
-    """Error budget of the confirmation's strict test in round ``round_index`` (0-based).
-
-    Rounds halve their share (delta/2, delta/4, ...), so however many corrections a
-    run makes, the strict tests together spend at most delta (union bound)."""
-    return delta / 2.0 ** (round_index + 1)
