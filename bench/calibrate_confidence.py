@@ -9,7 +9,9 @@ own ends check, steps, confirmation, corrections and answer, with only builds, t
 outcomes and history simulated.  It prints, for each threshold c, the runs that claimed
 confidence >= c and the share of those whose claim was wrong (a single commit that is
 not the change, or a candidate set without it), which must stay <= 1 - c, and per kind
-the claims, wrong claims, mean trials and why the others made no claim.
+the claims, wrong claims, the same without the revert check (the driver runs it on a single
+answer, as the simulation does; a real revert may not apply), mean trials and why the
+others made no claim.
 """
 
 from __future__ import annotations
@@ -124,12 +126,16 @@ def table(rows: list[tuple[str, Simulated]]) -> dict[str, object]:
             if not r.claimed:
                 why = f"exit {r.exit_status}"
                 whys[why] = whys.get(why, 0) + 1
+        alone = [r for r in mine if r.alone is not None]
         kinds.append(
             {
                 "kind": kind,
                 "runs": len(mine),
                 "claimed": len(claimed),
                 "wrong": sum(r.wrong for r in claimed),
+                "claimed alone": len(alone),
+                "wrong alone": sum(r.wrong_alone for r in alone),
+                "revert failed": sum(r.revert == "FAIL" for r in mine),
                 "trials": sum(r.trials for r in mine) / max(1, len(mine)),
                 "not claimed": whys,
             }
@@ -152,13 +158,17 @@ def main() -> int:
     for row in t["thresholds"]:  # type: ignore[attr-defined]
         share = row["wrong"] / row["runs"] if row["runs"] else 0.0
         print(f"| {row['c']} | {row['runs']} | {row['wrong']} | {share:.4f} | {1 - row['c']:.3f} |")
-    print("\n| kind | runs | claimed | wrong among claimed | mean trials | not claimed |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "\n| kind | runs | claimed | wrong among claimed | without the revert check:"
+        " claimed / wrong | revert check failed | mean trials | not claimed |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for k in t["kinds"]:  # type: ignore[attr-defined]
         why = ", ".join(f"{w} {v}" for w, v in sorted(k["not claimed"].items())) or "-"
         print(
-            f"| {k['kind']} | {k['runs']} | {k['claimed']} | {k['wrong']} | {k['trials']:.0f}"
-            f" | {why} |"
+            f"| {k['kind']} | {k['runs']} | {k['claimed']} | {k['wrong']}"
+            f" | {k['claimed alone']} / {k['wrong alone']} | {k['revert failed']}"
+            f" | {k['trials']:.0f} | {why} |"
         )
     if args.json:
         data = {
@@ -172,6 +182,8 @@ def main() -> int:
                     "candidates": r.candidates,
                     "answer": r.case.answer,
                     "confidence": r.confidence,
+                    "without revert check": r.alone,
+                    "revert check": r.revert,
                     "exit": r.exit_status,
                     "trials": r.trials,
                 }

@@ -35,11 +35,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bisect_driver.bisect.checks import Check  # noqa: E402
 from bisect_driver.bisect.confirm import confirm_run_id  # noqa: E402
 from bisect_driver.bisect.direction import Direction, StepCode  # noqa: E402
 from bisect_driver.bisect.gitbisect import BisectOutcome  # noqa: E402
+from bisect_driver.bisect.revert import Revert, judge_revert  # noqa: E402
 from bisect_driver.hunt.events import QuietEvents  # noqa: E402
-from bisect_driver.hunt.stage import HuntConfig, hunt, judge_visited  # noqa: E402
+from bisect_driver.hunt.stage import HuntConfig, checks_tester, hunt, judge_visited  # noqa: E402
 from bisect_driver.plugin.errors import EndpointError  # noqa: E402
 from bisect_driver.plugin.probe import Outcome, Probe, TrialContext, TrialResult  # noqa: E402
 from bisect_driver.plugin.recipe import BuildStatus  # noqa: E402
@@ -92,13 +94,35 @@ class Case:
         )
         return self.near_rate if self.near_rate is not None and near else self.far_rate
 
+    def reverted_rate(self, candidate: int) -> float:
+        """The bug's rate at the new end with ``candidate`` reverted: the fix taken out
+        brings the bug back (at the far end's rate), the regression taken out removes it;
+        reverting any other commit leaves the new end as it is."""
+        if candidate != self.change:
+            return self.rate(self.n)
+        return self.far_rate if self.direction == "fix" else 0.0
+
     @property
     def answer(self) -> int:
         return self.change
 
 
+REVERT = "e" * 8
+"""How a simulated revert commit's id starts (the rest names the reverted commit)."""
+
+
 def sha(i: int) -> str:
     return f"{i + 1:040x}"
+
+
+def revert_sha(i: int) -> str:
+    """The id of the new end with commit ``i`` reverted."""
+    return REVERT + f"{i + 1:032x}"
+
+
+def reverted(commit: str) -> int | None:
+    """Which commit ``commit`` reverts on the new end (None: a commit of the line)."""
+    return int(commit[len(REVERT) :], 16) - 1 if commit.startswith(REVERT) else None
 
 
 def index(commit: str) -> int:
@@ -119,10 +143,13 @@ class SimProbe(Probe):
         return {}
 
     def run_trial(self, ctx: TrialContext) -> TrialResult:
-        i, c, r = index(ctx.commit), self.case, self.rng.random
+        c, r = self.case, self.rng.random
+        undone = reverted(ctx.commit)
+        i = c.n if undone is not None else index(ctx.commit)  # a revert is the new end's tree
+        rate = c.reverted_rate(undone) if undone is not None else c.rate(i)
         if c.other is not None and c.other[0] <= i < c.other[1] and r() < c.other_rate:
             return TrialResult(Outcome.REPRODUCED, signature=OTHER)
-        if r() < c.rate(i):
+        if r() < rate:
             near = abs(i - c.change) <= c.face_span
             face = BUG_FACE if near and c.faces and r() < c.faces else BUG
             return TrialResult(Outcome.REPRODUCED, signature=face)
@@ -139,6 +166,8 @@ class _Artifacts:
         self.root, self.skips = root, skips
 
     def lookup(self, commit: str) -> Path | None:
+        if reverted(commit) is not None:
+            return self.root  # the revert check's tree builds
         return None if index(commit) in self.skips else self.root
 
 
@@ -250,6 +279,14 @@ class Simulated:
     builds: int = 0
     error: str = ""
     """The endpoint error, when the hunt stopped there (exit 3)."""
+    unconfirmed: list[str] = field(default_factory=list)
+    """Why no confidence was claimed (RunResult.unconfirmed)."""
+    corrected: int = 0
+    """Verdicts the confirmation overturned."""
+    revert: str = ""
+    """The revert check's status ("" when it did not run: no single answer)."""
+    alone: float | None = None
+    """The confidence the hunt's decisions claim without the revert check."""
 
     @property
     def claimed(self) -> bool:
@@ -261,6 +298,11 @@ class Simulated:
         that does not contain it."""
         return self.claimed and self.case.answer not in self.candidates
 
+    @property
+    def wrong_alone(self) -> bool:
+        """Whether the decisions alone (no revert check: it may not apply) claim wrongly."""
+        return self.alone is not None and self.case.answer not in self.candidates
+
 
 def simulate(
     case: Case,
@@ -271,8 +313,10 @@ def simulate(
     max_trials: int = 200,
     jobs: int = 2,
     policy_alpha: float = SOFT_ALPHA,
+    revert: bool = True,
 ) -> Simulated:
-    """One hunt over ``case`` through bisect_driver.hunt.stage.hunt."""
+    """One hunt over ``case`` through bisect_driver.hunt.stage.hunt, then, for a single
+    answer, the revert check as the driver runs it (``revert``)."""
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="sim-", dir=_scratch_root()))
     try:
@@ -302,18 +346,33 @@ def simulate(
         except EndpointError as exc:
             out.error, out.exit_status = str(exc), 3
         else:
-            result = RunResult.of(
-                done.outcome.candidates,
-                done.ends.terms,
-                done.outcome.log,
-                0.0,
-                done.confirmation,
-                [],
-                far=done.far,
-            )
+            checks = []
+            if revert and len(done.outcome.candidates) == 1:
+                # As the driver's _hunt_and_check: the answer taken out of the new end.
+                cand, new_end = done.outcome.candidates[0], sha(case.n)
+                made = Revert(revert_sha(index(cand)), new_end)
+                strict = checks_tester(config, tester, done)
+                checks.append(judge_revert(strict, done.ends.direction, cand, new_end, made))
+                out.revert = str(checks[0].status)
+
+            def result_of(checks: list[Check]) -> RunResult:
+                return RunResult.of(
+                    done.outcome.candidates,
+                    done.ends.terms,
+                    done.outcome.log,
+                    0.0,
+                    done.confirmation,
+                    checks,
+                    far=done.far,
+                )
+
+            result = result_of(checks)
+            out.alone = result_of([]).confidence
             out.candidates = [index(c) for c in result.candidates]
             out.confidence = result.confidence
             out.exit_status = result.exit_status()
+            out.unconfirmed = list(result.unconfirmed)
+            out.corrected = len(result.corrected)
         counts = [len(runner.records(sha(i))) for i in range(case.n + 1)]
         out.trials = sum(counts)
         out.commits = sum(1 for c in counts if c)

@@ -18,7 +18,9 @@ from bisect_driver.verdict.core import (
     Next,
     Policy,
     answer,
+    background_look,
     background_of,
+    background_to_measure,
     ends_next,
     is_correction,
     judge_next,
@@ -30,7 +32,7 @@ from bisect_driver.verdict.core import (
 from bisect_driver.verdict.stats import Reference, Verdict
 
 ALLOWED = {"bisect_driver.verdict.stats", "bisect_driver.plugin.errors"}
-STDLIB = {"__future__", "collections.abc", "dataclasses", "enum"}
+STDLIB = {"__future__", "collections.abc", "dataclasses", "enum", "math"}
 
 
 def test_the_core_is_pure() -> None:
@@ -97,6 +99,43 @@ def test_a_rare_flake_is_told_apart_with_more_trials() -> None:
     assert tell_apart((9, 30), (1, 30), 0.005, 200) is Apart.PENDING
     assert tell_apart((27, 90), (3, 90), 0.005, 200) is Apart.OLD
     assert tell_apart((30, 60), (28, 60), 0.005, 200) is Apart.ALIKE
+
+
+def test_a_few_trials_each_never_show_the_ends_alike() -> None:
+    """1/2 against 1/2 says nothing of the rates: test on (it stopped hunts with "alike")."""
+    assert tell_apart((1, 2), (1, 2), 0.005, 200) is Apart.PENDING
+    assert tell_apart((1, 22), (1, 22), 0.005, 200) is Apart.PENDING
+    assert tell_apart((9, 30), (9, 30), 0.005, 200) is Apart.ALIKE
+
+
+@given(
+    st.integers(1, 20),
+    st.integers(1, 400),
+    st.integers(0, 400),
+    st.integers(10, 2000),
+)
+def test_a_correction_looks_for_a_background_it_would_see(
+    k: int, extra: int, n0: int, cap: int
+) -> None:
+    """Without a known background the clean end is tested until a background at the rate
+    seen at the corrected commit would have shown about three times, never past the cap;
+    nothing once a background is known or the clean end has failed."""
+    n = k + extra
+    more = background_look(k, n, (0, n0), 0.0, cap)
+    want = min(cap, -(-3 * n // k))
+    assert more == max(0, want - n0)
+    assert n0 + more <= max(cap, n0)
+    assert background_look(k, n, (0, n0), 0.01, cap) == 0
+    assert background_look(k, n, (1, n0), 0.0, cap) == 0
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(1, 3000))
+def test_the_background_is_measured_as_well_as_the_undecided_neighbour(
+    counted: int, n0: int, cap: int
+) -> None:
+    more = background_to_measure(counted, n0, cap)
+    assert more >= 0
+    assert n0 + more == max(n0, min(cap, counted))
 
 
 def test_a_background_raises_what_a_bug_verdict_must_beat() -> None:

@@ -19,13 +19,13 @@ from bisect_driver.app.unattended import unattended
 from bisect_driver.app.validate import prepare_run
 from bisect_driver.backport.stage import Backports, backport_stage
 from bisect_driver.bisect.checks import fingerprint_check
-from bisect_driver.bisect.confirm import GitHistory, strict_tester
+from bisect_driver.bisect.confirm import GitHistory
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.endpoints import Endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.revert import revert_check
 from bisect_driver.context import RunContext
-from bisect_driver.hunt.stage import HuntConfig, hunt
+from bisect_driver.hunt.stage import HuntConfig, checks_tester, hunt
 from bisect_driver.plugin.errors import Interrupted
 from bisect_driver.plugin.options import options_to_argv
 from bisect_driver.probe.evidence import Evidence
@@ -34,7 +34,7 @@ from bisect_driver.report.write import write_report
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.repo import SHA_RE
 from bisect_driver.store.runstatus import PREPARING, RunStatus, VerdictLine
-from bisect_driver.verdict.core import ErrorBudget, Reason
+from bisect_driver.verdict.core import Reason
 from bisect_driver.verdict.judge import ProgressFn
 from bisect_driver.verdict.stats import Verdict, bisect_steps
 
@@ -229,8 +229,7 @@ def _hunt_and_check(ctx: RunContext, started: float, live: bool, title: str) -> 
         cand = outcome.candidates[0]
         status.update(phase=f"checking {cand[:12]}", eta_at=None)
         checks.append(fingerprint_check(ctx.journal, ctx.repo(), ctx.recipe.key(), cand))
-        budget = ErrorBudget.of(s.confidence)
-        strict = strict_tester(tester, plan.run_id, budget.anchor, done.floor)
+        strict = checks_tester(config, tester, done)
         if not s.no_confirm:
             say(f"revert check: {cand[:12]} reverted on the new end {plan.bad[:12]}")
             checks.append(revert_check(checkout, strict, ends.direction, cand, plan.bad))

@@ -35,15 +35,23 @@ from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.store.repo import is_ancestor
 from bisect_driver.verdict.core import (
+    BACKGROUND_EVENT,
     MAX_CORRECTIONS,
+    Apart,
     ErrorBudget,
     Judged,
     Reason,
+    background_look,
+    background_message,
+    background_of,
+    background_to_measure,
     floor_after_near,
     is_correction,
     near_settled,
     signature_ambiguity,
     strict_cap,
+    tell_apart,
+    with_background,
 )
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict, strict_trials_needed
@@ -103,6 +111,9 @@ class Confirmation:
     """Why the strict test could not decide, or the rate next to the change is below the floor."""
     budget: float = 0.0
     """delta: what the strict tests of all rounds together may spend (the claimed error)."""
+    background: tuple[float, float] | None = None
+    """Set when a correction uncovered a background: the clean end fails too, at these
+    (lower, upper) bounds; the hunt bisects again with it (hunt.stage)."""
 
     @property
     def confirmed(self) -> bool:
@@ -331,6 +342,10 @@ class Confirmer:
     floor: float
     budget: ErrorBudget
     first_parent: bool = False
+    new_end: str = ""
+    """The new end: with ``old_end``, where to look for a background (core.background_look)."""
+    sharpened: bool = False
+    """The background was measured again for an undecided strict test (once a run)."""
 
     def confirm(self, outcome: BisectOutcome) -> tuple[Confirmation, BisectOutcome]:
         """Strictly retest the answer's clean neighbour (one candidate or a candidate set);
@@ -347,6 +362,14 @@ class Confirmer:
             rounds.append(conf.checks)
             conf.rounds = rounds
             if wrong is None or conf.inconclusive:
+                return conf, outcome
+            behind = self.background_behind(wrong)
+            if isinstance(behind, str):
+                conf.contradiction = behind
+                self.say(behind)
+                return conf, outcome
+            if behind is not None:
+                conf.background = behind
                 return conf, outcome
             replayed = self.correct(wrong, outcome)
             if isinstance(replayed, str):
@@ -385,7 +408,7 @@ class Confirmer:
         self._announce(outcome, cands, parents, alpha)
         strict = strict_tester(self.tester, self.run_id, alpha, self.floor)
         bug_before = strict.runner.bug
-        conf, wrong = retest(strict, self.direction, cands, parents)
+        conf, wrong = self.retest(alpha, self.floor, cands, parents, clean_side)
         conf.budget, conf.floor = self.budget.delta, self.floor
         if wrong is not None or _undecided(conf):
             return self._settle(conf, wrong, alpha, bug_side, clean_side)
@@ -407,11 +430,67 @@ class Confirmer:
         if check.floor < self.floor or grew:
             for sha in clean_side:
                 self.tester.journal.delete_verdict(strict.run_id, sha)
-            strict = strict_tester(self.tester, self.run_id, alpha, check.floor)
-            conf, wrong = retest(strict, self.direction, cands, parents)
+            conf, wrong = self.retest(alpha, check.floor, cands, parents, clean_side)
             conf.budget = self.budget.delta
         conf.floor, conf.near = check.floor, near
         return self._settle(conf, wrong, alpha, bug_side, clean_side)
+
+    def retest(
+        self, alpha: float, floor: float, cands: list[str], parents: list[str], clean: list[str]
+    ) -> tuple[Confirmation, str | None]:
+        """:func:`retest` under the strict tester at ``floor``; once more when it was
+        undecided on a background that is then measured better (:meth:`sharpen`)."""
+        strict = strict_tester(self.tester, self.run_id, alpha, floor)
+        conf, wrong = retest(strict, self.direction, cands, parents)
+        if wrong is None and _undecided(conf) and self.sharpen(strict, clean):
+            strict = strict_tester(self.tester, self.run_id, alpha, floor)
+            conf, wrong = retest(strict, self.direction, cands, parents)
+        return conf, wrong
+
+    def sharpen(self, strict: CommitTester, clean_side: list[str]) -> bool:
+        """A strict test undecided on the clean side while a background is known: measure
+        the background at the clean end as well as that neighbour
+        (core.background_to_measure), raise the run's bounds and forget the undecided
+        verdicts.  Whether anything changed (at most once a run)."""
+        t, run = self.tester, strict.run_id
+        if t.policy.fp <= 0 or self.sharpened or not self.new_end:
+            return False
+        undecided = [
+            sha
+            for sha in clean_side
+            if (rec := t.journal.verdict(run, sha)) is not None
+            and Reason.of(rec.reason) is Reason.UNDECIDED
+        ]
+        if not undecided:
+            return False
+        self.sharpened = True
+        _bug_end, clean_end = self.ends()
+        counted = max(t.runner.evidence(sha).counted for sha in undecided)
+        built = t.build(clean_end)
+        cap = strict.policy.max_trials
+        end = t.runner.evidence(clean_end)
+        more = background_to_measure(counted, end.counted, cap)
+        if not more or not built.ok or built.artifact_dir is None:
+            return False
+        self.say(
+            f"the strict test of {', '.join(x[:12] for x in undecided)} is undecided on the"
+            f" background: measuring it at the clean end {clean_end[:12]}"
+            f" ({end.counted + more} trials)"
+        )
+        while more and end.trials < strict.policy.max_attempts:
+            t.progress(clean_end, end, "measuring the background")
+            end = t.run_batch(clean_end, built.artifact_dir)
+            more = background_to_measure(counted, end.counted, cap)
+        bounds = background_of((end.reproduced, end.counted))
+        t.policy = with_background(t.policy, bounds)
+        t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(bounds))
+        self.say(
+            f"background at the clean end: {end.reproduced}/{end.counted}"
+            f" ({bounds[0]:.3g}-{bounds[1]:.3g}); the strict test again"
+        )
+        for sha in undecided:
+            t.journal.delete_verdict(run, sha)
+        return True
 
     def _announce(
         self, outcome: BisectOutcome, cands: list[str], parents: list[str], alpha: float
@@ -450,6 +529,67 @@ class Confirmer:
         else:
             conf.inconclusive = faces_in_doubt(self.tester, self.run_id, bug_side, clean_side)
         return conf, None
+
+    def ends(self) -> tuple[str, str]:
+        """(bug end, clean end)."""
+        fix = self.direction is Direction.FIX
+        return (self.old_end, self.new_end) if fix else (self.new_end, self.old_end)
+
+    def background_behind(self, wrong: str) -> tuple[float, float] | str | None:
+        """Before a correction toward the clean end is believed, look for a background
+        there (core.background_look): None when the correction stands; the background's
+        bounds when the clean end shows the bug's failure too at a rate told apart from the
+        bug end's (core.tell_apart); why not, when the ends then cannot be told apart."""
+        t = self.tester
+        fresh = t.journal.verdict(confirm_run_id(self.run_id), wrong)
+        if not self.new_end or fresh is None or fresh.verdict != Verdict.BUG:
+            return None
+        bug_end, clean_end = self.ends()
+        seen = t.runner.evidence(wrong)
+        built = t.build(clean_end)
+        if not built.ok or built.artifact_dir is None:
+            return None
+        p = t.policy
+        while True:
+            end = t.runner.evidence(clean_end)
+            more = background_look(
+                seen.reproduced, seen.counted, (end.reproduced, end.counted), p.fp, p.max_trials
+            )
+            if end.reproduced:
+                break
+            if not more or end.trials >= p.max_attempts:
+                return None
+            self.say(
+                f"{wrong[:12]} reproduced {seen.reproduced}/{seen.counted} where the bisect saw"
+                f" none: looking for the same failure at the clean end {clean_end[:12]}"
+                f" ({end.counted + more} trials)"
+            )
+            t.progress(clean_end, end, "looking for a background")
+            t.run_batch(clean_end, built.artifact_dir)
+        bug_built = t.build(bug_end)
+        alpha = min(p.alpha, p.anchor_alpha or p.alpha)
+        while True:
+            ev_bug, ev_clean = t.runner.evidence(bug_end), t.runner.evidence(clean_end)
+            pair = (ev_bug.reproduced, ev_bug.counted), (ev_clean.reproduced, ev_clean.counted)
+            apart = tell_apart(*pair, alpha, p.max_trials)
+            if apart is Apart.OLD:  # the bug end fails significantly more often
+                bounds = background_of(pair[1])
+                self.say(
+                    f"the clean end {clean_end[:12]} fails too ({pair[1][0]}/{pair[1][1]}):"
+                    f" a background at {bounds[0]:.3g}-{bounds[1]:.3g} the ends' trials did"
+                    " not show; bisecting again with it"
+                )
+                return bounds
+            if apart is not Apart.PENDING or not (bug_built.ok and bug_built.artifact_dir):
+                return (
+                    f"the clean end {clean_end[:12]} fails too ({pair[1][0]}/{pair[1][1]},"
+                    f" the bug end {pair[0][0]}/{pair[0][1]}) and the two cannot be told"
+                    " apart: nothing to bisect"
+                )
+            for sha, built_end in ((bug_end, bug_built), (clean_end, built)):
+                assert built_end.artifact_dir is not None
+                t.progress(sha, t.runner.evidence(sha), "telling the ends apart")
+                t.run_batch(sha, built_end.artifact_dir)
 
     def correct(self, wrong: str, outcome: BisectOutcome) -> BisectOutcome | str:
         """Overturn the step's verdict of ``wrong`` (core.is_correction), drop the marks it

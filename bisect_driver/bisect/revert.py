@@ -153,11 +153,22 @@ def revert_check(
         return Check(name, CheckStatus.NOT_RUN, f"does not apply: {exc}", gates=True)
     finally:
         _clean(checkout)
-    name = revert_check_name(candidate, new_end, made.base, made.back)
     try:
-        rec = tester.judge(made.sha)
+        return judge_revert(tester, direction, candidate, new_end, made)
     finally:
         _clean(checkout)
+
+
+def judge_revert(
+    tester: CommitTester, direction: Direction, candidate: str, new_end: str, made: Revert
+) -> Check:
+    """The check's verdict on a revert already made (:func:`revert_check`'s second half):
+    judge ``made.sha`` and say whether that fits the hunt's direction.
+
+    Apart from making the revert, this is the check: bench/simulate.py gives it a
+    simulated revert commit, so the calibration counts what the check gates."""
+    name = revert_check_name(candidate, new_end, made.base, made.back)
+    rec = tester.judge(made.sha)
     tag = f"{made.how()}; revert commit {made.sha[:12]}"
     counts = f"{rec.reproduced}/{rec.trials}"
     if rec.verdict == Verdict.SKIP and Reason.of(rec.reason) is Reason.BUILD:

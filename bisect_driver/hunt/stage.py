@@ -19,6 +19,8 @@ from bisect_driver.bisect.confirm import (
     Confirmation,
     Confirmer,
     History,
+    confirm_run_id,
+    strict_tester,
 )
 from bisect_driver.bisect.direction import Direction, StepCode
 from bisect_driver.bisect.endpoints import Endpoints, check_endpoints
@@ -26,7 +28,13 @@ from bisect_driver.bisect.gitbisect import BisectOutcome
 from bisect_driver.hunt.events import HuntEvents
 from bisect_driver.probe.evidence import BugSignature
 from bisect_driver.store.journal import VerdictRecord
-from bisect_driver.verdict.core import ErrorBudget, floor_of, with_background
+from bisect_driver.verdict.core import (
+    BACKGROUND_EVENT,
+    ErrorBudget,
+    background_message,
+    floor_of,
+    with_background,
+)
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Reference, Verdict, bisect_steps
 
@@ -73,6 +81,16 @@ def clean_tests_left(steps_left: int) -> float:
     """Soft CLEAN verdicts still to come, as the reference's calibration weighs them: about
     half of the steps left clear a commit."""
     return max(1.0, steps_left / 2)
+
+
+def forget_verdicts(tester: CommitTester, keep: tuple[str, ...]) -> None:
+    """Drop the run's verdicts (steps, corrections, strict tests) but those of ``keep``:
+    they are judged again from their trials, which stay."""
+    journal = tester.journal
+    for run_id in (tester.run_id, confirm_run_id(tester.run_id)):
+        for rec in journal.verdicts(run_id):
+            if rec.commit not in keep or run_id != tester.run_id:
+                journal.delete_verdict(run_id, rec.commit)
 
 
 def judge_visited(
@@ -124,13 +142,15 @@ def hunt(
         f" ({ends.old_evidence.reproduced}/{ends.old_evidence.counted}),"
         f" new end {new_term} ({ends.new_evidence.reproduced}/{ends.new_evidence.counted})"
     )
-    events.phase("bisecting")
-    engine.start(config.old, config.new, ends.terms, config.first_parent)
-    outcome = engine.run(step, ends.terms)
-    reference = tester.reference()  # after the steps' calibration: final
-    floor, floor_source = floor_of(reference, config.min_rate)
-    confirmation = None
-    if config.confirm:
+    for attempt in range(2):
+        events.phase("bisecting" if not attempt else "bisecting again, with the background")
+        engine.start(config.old, config.new, ends.terms, config.first_parent)
+        outcome = engine.run(step, ends.terms)
+        reference = tester.reference()  # after the steps' calibration: final
+        floor, floor_source = floor_of(reference, config.min_rate)
+        confirmation = None
+        if not config.confirm:
+            break
         events.phase("confirming the answer")
         events.say(f"floor rate {floor:.3g} ({floor_source})")
         confirmation, outcome = Confirmer(
@@ -145,5 +165,21 @@ def hunt(
             floor,
             config.budget,
             first_parent=config.first_parent,
+            new_end=ends.new,
         ).confirm(outcome)
+        if confirmation.background is None or attempt:
+            break
+        # A correction uncovered a background the ends' trials missed: every verdict so far
+        # took one reproduction for proof, so they are all taken again, with it.
+        ends.background = confirmation.background
+        tester.policy = with_background(tester.policy, ends.background)
+        tester.journal.event(tester.run_id, BACKGROUND_EVENT, background_message(ends.background))
+        forget_verdicts(tester, (ends.old, ends.new))
     return HuntOutcome(ends, outcome, confirmation, reference, floor, floor_source)
+
+
+def checks_tester(config: HuntConfig, tester: CommitTester, done: HuntOutcome) -> CommitTester:
+    """The tester the checks of a single answer judge with (the revert check, backports):
+    the confirmation's verdicts, held to the run's anchor error and the final floor.  One
+    place, so the driver and bench/simulate.py gate the answer alike."""
+    return strict_tester(tester, tester.run_id, config.budget.anchor, done.floor)

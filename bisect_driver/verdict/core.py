@@ -17,6 +17,7 @@ bounds) are in verdict.stats; docs/statistics.md documents both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -305,10 +306,12 @@ def tell_apart(old: tuple[int, int], new: tuple[int, int], alpha: float, cap: in
 
     One-sided exact conditional (Fisher) test each way at ``alpha``: the rarer end is then
     the clean side of the hunt (its failures another failure, or a background the bug adds
-    to).  Shown alike when the rarer end's rate is provably at least the floor the hunt
-    would assume for the bug (the frequent end's 95 % lower bound / FLOOR_FACTOR): then it
-    carries something at a rate the hunt would call the bug, and no bisect can separate
-    them.  Otherwise both ends are tested further, up to ``cap`` counted trials each."""
+    to).  Shown alike when the rarer end's rate is provably within the hunt's drift
+    allowance of the frequent end's (its 95 % lower bound at least the frequent end's 95 %
+    upper bound / FLOOR_FACTOR): then it carries something at a rate the hunt would call
+    the bug, and no bisect can separate them.  Both bounds, so that a few trials each
+    (1/2 against 1/2) prove nothing either way and are tested further.  Otherwise both
+    ends are tested further, up to ``cap`` counted trials each."""
     (ko, no), (kn, nn) = old, new
     if clean_p_value(kn, nn, Reference(ko, no)) <= alpha:
         return Apart.OLD
@@ -316,7 +319,7 @@ def tell_apart(old: tuple[int, int], new: tuple[int, int], alpha: float, cap: in
         return Apart.NEW
     for hi, lo in ((old, new), (new, old)):  # both ways when the rates are equal
         rarer = lo[0] * max(1, hi[1]) <= hi[0] * max(1, lo[1])
-        if rarer and lo[1] and lower_bound(*lo) >= default_floor(Reference(*hi)):
+        if rarer and lo[1] and lower_bound(*lo) >= upper_bound(*hi) / FLOOR_FACTOR:
             return Apart.ALIKE
     if min(no, nn) >= cap:
         return Apart.ALIKE
@@ -497,6 +500,44 @@ def strict_cap(
     if background:
         cap = max(cap, min(4 * cap, MAX_CAP_FACTOR * policy_max_trials))
     return cap
+
+
+BACKGROUND_LOOK = 3.0
+"""Background failures the clean end is expected to show, were a reproduction at a commit
+the bisect had cleared a background: the look misses one with probability e**-3 (5 %)."""
+
+
+def background_look(
+    reproduced: int, counted: int, clean_end: tuple[int, int], fp: float, cap: int
+) -> int:
+    """Trials the clean end still needs before a correction toward it is believed.
+
+    A bisect with no known background (``fp == 0``) takes one reproduction as proof of
+    the bug.  When the strict test then finds the bug's failure at a commit the bisect had
+    cleared (``reproduced`` of ``counted`` there), that is a misjudged soft verdict, or a
+    background the clean end's few trials did not show: every commit fails now and then,
+    and each correction walks the answer further from the change.  Before the correction
+    stands, the clean end is tested until, were the rate seen there a background, it would
+    have shown it about BACKGROUND_LOOK times (``counted / reproduced`` trials each), up
+    to ``cap``.  0 when nothing more is needed: a background is already known, the clean
+    end has failed (:func:`tell_apart` takes over), or it has had its trials."""
+    k0, n0 = clean_end
+    if fp > 0 or not reproduced or k0:
+        return 0
+    want = min(cap, math.ceil(BACKGROUND_LOOK * counted / reproduced))
+    return max(0, want - n0)
+
+
+def background_to_measure(neighbour_counted: int, clean_end_counted: int, cap: int) -> int:
+    """Trials the clean end still needs when a strict test is undecided on a background.
+
+    With a background the strict CLEAN verdict must show the clean neighbour below
+    background + floor, and it counts the background at its 95 % lower bound from the
+    clean end's trials: from the few trials that told the ends apart that bound is near 0,
+    and a background near the floor can never be shown below it.  So the clean end is
+    measured as well as the neighbour (as many counted trials, up to ``cap``): the bound
+    rises toward the background and the neighbour's own trials can decide."""
+    return max(0, min(cap, neighbour_counted) - clean_end_counted)
 
 
 class Retest(StrEnum):
