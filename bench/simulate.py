@@ -79,6 +79,9 @@ class Case:
     ``face_span`` bug-carrying commits next to the change (the far end shows one face
     only: the faces change along the range)."""
     face_span: int = 0
+    hidden: int = 0
+    """The clean end's first ``hidden`` trials show no background (as 0/34 did in the
+    calibration run that named a wrong commit): only a later look there finds it."""
 
     def buggy(self, i: int) -> bool:
         return i < self.change if self.direction == "fix" else i >= self.change
@@ -138,6 +141,7 @@ class SimProbe(Probe):
     def __init__(self, case: Case, rng: random.Random) -> None:
         super().__init__()
         self.case, self.rng = case, rng
+        self.at_clean_end = 0
 
     def settings(self) -> dict[str, Any]:
         return {}
@@ -153,7 +157,11 @@ class SimProbe(Probe):
             near = abs(i - c.change) <= c.face_span
             face = BUG_FACE if near and c.faces and r() < c.faces else BUG
             return TrialResult(Outcome.REPRODUCED, signature=face)
-        if c.background and r() < c.background:
+        clean_end = undone is None and i == (c.n if c.direction == "fix" else 0)
+        if clean_end:
+            self.at_clean_end += 1
+        hidden = clean_end and self.at_clean_end <= c.hidden
+        if c.background and r() < c.background and not hidden:
             return TrialResult(Outcome.REPRODUCED, signature=BUG)
         return TrialResult(Outcome.CLEAN)
 
@@ -287,6 +295,8 @@ class Simulated:
     """The revert check's status ("" when it did not run: no single answer)."""
     alone: float | None = None
     """The confidence the hunt's decisions claim without the revert check."""
+    background_found: bool = False
+    """A correction uncovered a background the ends did not show (bisected again)."""
 
     @property
     def claimed(self) -> bool:
@@ -373,6 +383,7 @@ def simulate(
             out.exit_status = result.exit_status()
             out.unconfirmed = list(result.unconfirmed)
             out.corrected = len(result.corrected)
+            out.background_found = done.background_found
         counts = [len(runner.records(sha(i))) for i in range(case.n + 1)]
         out.trials = sum(counts)
         out.commits = sum(1 for c in counts if c)

@@ -112,14 +112,14 @@ class RunContext:
         self.bug_end = runner.bug_end = reproducing_end
         return runner.bug
 
-    def background(self) -> tuple[float, float]:
+    def background(self) -> tuple[int, int]:
         """The clean end's failure-rate bounds when both ends showed the bug's failure and
         were told apart by rate (bisect.endpoints), else (0, 0)."""
         if self.plan is None:
-            return 0.0, 0.0
+            return 0, 0
         events = self.journal.events(self.plan.run_id, BACKGROUND_EVENT)
         if not events:
-            return 0.0, 0.0
+            return 0, 0
         return parse_background(events[-1][2])
 
     def tester(self, progress_fn: ProgressFn | None = None) -> CommitTester:

@@ -18,12 +18,16 @@ from bisect_driver.verdict.core import (
     Next,
     Policy,
     answer,
+    at_level,
+    background_bounds,
     background_look,
+    background_message,
     background_of,
     background_to_measure,
     ends_next,
     is_correction,
     judge_next,
+    parse_background,
     reference_commit,
     signature_ambiguity,
     tell_apart,
@@ -139,11 +143,28 @@ def test_the_background_is_measured_as_well_as_the_undecided_neighbour(
 
 
 def test_a_background_raises_what_a_bug_verdict_must_beat() -> None:
-    lo, hi = background_of((3, 90))
+    assert background_of((3, 90)) == (3, 90) and background_of((0, 90)) == (0, 0)
+    lo, hi = background_bounds((3, 90))
     assert 0 < lo < 3 / 90 < hi
-    policy = with_background(Policy(alpha=0.05), (lo, hi))
+    policy = with_background(Policy(alpha=0.05), (3, 90))
     assert policy.fp == hi and policy.background_lo == lo
-    assert with_background(Policy(alpha=0.05), (0.0, 0.0)) == Policy(alpha=0.05)
+    assert with_background(Policy(alpha=0.05), (0, 0)) == Policy(alpha=0.05)
+    # More trials at the clean end narrow the bounds both ways (the fp may come down).
+    sharper = with_background(policy, (30, 900))
+    assert sharper.fp < hi and sharper.background_lo > lo
+    assert parse_background(background_message((3, 90))) == (3, 90)
+
+
+@given(st.integers(1, 50), st.integers(0, 500), st.sampled_from([0.05, 0.005, 0.0005]))
+def test_a_strict_test_takes_the_background_at_its_own_level(k: int, extra: int, a: float) -> None:
+    """The strict tester's bounds of the background are as wide as its error target: it
+    never takes a 95 % bound (wrong 5 % of the time) for the truth."""
+    soft = with_background(Policy(alpha=0.05), (k, k + extra))
+    strict = at_level(Policy(alpha=a, background=soft.background, fp=soft.fp))
+    if a == 0.05:
+        assert (strict.fp, strict.background_lo) == (soft.fp, soft.background_lo)
+    else:
+        assert strict.fp > soft.fp and strict.background_lo < soft.background_lo
 
 
 @given(k=st.integers(1, 30), n=st.integers(1, 300), ref_k=st.integers(1, 50))

@@ -289,6 +289,7 @@ def hand_made_report(checks: tuple[Check, ...]) -> Report:
             near=(3, 9),
             far=(40, 50),
             drift=None,
+            background=None,
             error_bound=2e-5,
             unconfirmed=(),
         ),

@@ -261,4 +261,6 @@ def _hunt_and_check(ctx: RunContext, started: float, live: bool, title: str) -> 
         far=done.far,
         floor_source=done.floor_source,
         backports=backports.results,
+        background=done.ends.background,
+        background_found=done.background_found,
     )

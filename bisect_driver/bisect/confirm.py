@@ -41,6 +41,7 @@ from bisect_driver.verdict.core import (
     ErrorBudget,
     Judged,
     Reason,
+    background_bounds,
     background_look,
     background_message,
     background_of,
@@ -111,9 +112,9 @@ class Confirmation:
     """Why the strict test could not decide, or the rate next to the change is below the floor."""
     budget: float = 0.0
     """delta: what the strict tests of all rounds together may spend (the claimed error)."""
-    background: tuple[float, float] | None = None
-    """Set when a correction uncovered a background: the clean end fails too, at these
-    (lower, upper) bounds; the hunt bisects again with it (hunt.stage)."""
+    background: tuple[int, int] | None = None
+    """Set when a correction uncovered a background: the clean end fails too (failures,
+    counted trials there); the hunt bisects again with it (hunt.stage)."""
 
     @property
     def confirmed(self) -> bool:
@@ -481,12 +482,13 @@ class Confirmer:
             t.progress(clean_end, end, "measuring the background")
             end = t.run_batch(clean_end, built.artifact_dir)
             more = background_to_measure(counted, end.counted, cap)
-        bounds = background_of((end.reproduced, end.counted))
-        t.policy = with_background(t.policy, bounds)
-        t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(bounds))
+        counts = background_of((end.reproduced, end.counted))
+        t.policy = with_background(t.policy, counts)
+        t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(counts))
+        lo, hi = background_bounds(counts)
         self.say(
             f"background at the clean end: {end.reproduced}/{end.counted}"
-            f" ({bounds[0]:.3g}-{bounds[1]:.3g}); the strict test again"
+            f" ({lo:.3g}-{hi:.3g}, 95 %); the strict test again"
         )
         for sha in undecided:
             t.journal.delete_verdict(run, sha)
@@ -535,21 +537,22 @@ class Confirmer:
         fix = self.direction is Direction.FIX
         return (self.old_end, self.new_end) if fix else (self.new_end, self.old_end)
 
-    def background_behind(self, wrong: str) -> tuple[float, float] | str | None:
+    def background_behind(self, wrong: str) -> tuple[int, int] | str | None:
         """Before a correction toward the clean end is believed, look for a background
         there (core.background_look): None when the correction stands; the background's
         bounds when the clean end shows the bug's failure too at a rate told apart from the
         bug end's (core.tell_apart); why not, when the ends then cannot be told apart."""
         t = self.tester
         fresh = t.journal.verdict(confirm_run_id(self.run_id), wrong)
-        if not self.new_end or fresh is None or fresh.verdict != Verdict.BUG:
-            return None
+        if not self.new_end or fresh is None or fresh.verdict != Verdict.BUG or t.policy.fp > 0:
+            return None  # with a background known, the strict BUG verdict already beat it
         bug_end, clean_end = self.ends()
         seen = t.runner.evidence(wrong)
         built = t.build(clean_end)
         if not built.ok or built.artifact_dir is None:
             return None
         p = t.policy
+        said = False
         while True:
             end = t.runner.evidence(clean_end)
             more = background_look(
@@ -559,11 +562,13 @@ class Confirmer:
                 break
             if not more or end.trials >= p.max_attempts:
                 return None
-            self.say(
-                f"{wrong[:12]} reproduced {seen.reproduced}/{seen.counted} where the bisect saw"
-                f" none: looking for the same failure at the clean end {clean_end[:12]}"
-                f" ({end.counted + more} trials)"
-            )
+            if not said:
+                said = True
+                self.say(
+                    f"{wrong[:12]} reproduced {seen.reproduced}/{seen.counted} where the bisect"
+                    f" saw none: looking for the same failure at the clean end"
+                    f" {clean_end[:12]} ({end.counted + more} trials)"
+                )
             t.progress(clean_end, end, "looking for a background")
             t.run_batch(clean_end, built.artifact_dir)
         bug_built = t.build(bug_end)
@@ -573,13 +578,14 @@ class Confirmer:
             pair = (ev_bug.reproduced, ev_bug.counted), (ev_clean.reproduced, ev_clean.counted)
             apart = tell_apart(*pair, alpha, p.max_trials)
             if apart is Apart.OLD:  # the bug end fails significantly more often
-                bounds = background_of(pair[1])
+                counts = background_of(pair[1])
+                lo, hi = background_bounds(counts)
                 self.say(
                     f"the clean end {clean_end[:12]} fails too ({pair[1][0]}/{pair[1][1]}):"
-                    f" a background at {bounds[0]:.3g}-{bounds[1]:.3g} the ends' trials did"
-                    " not show; bisecting again with it"
+                    f" a background at {lo:.3g}-{hi:.3g} (95 %) the ends' trials did not"
+                    " show; bisecting again with it"
                 )
-                return bounds
+                return counts
             if apart is not Apart.PENDING or not (bug_built.ok and bug_built.artifact_dir):
                 return (
                     f"the clean end {clean_end[:12]} fails too ({pair[1][0]}/{pair[1][1]},"

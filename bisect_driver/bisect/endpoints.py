@@ -36,6 +36,7 @@ from bisect_driver.verdict.core import (
     EndsAction,
     Policy,
     Reason,
+    background_bounds,
     background_message,
     background_of,
     ends_next,
@@ -52,7 +53,9 @@ class Endpoints:
     new: str
     old_evidence: Evidence
     new_evidence: Evidence
-    background: tuple[float, float] = (0.0, 0.0)
+    background: tuple[int, int] = (0, 0)
+    """The bug's own failure at the clean end (failures, counted trials) when the hunt
+    decides with it as a background (core.with_background); (0, 0) otherwise."""
 
     @property
     def terms(self) -> tuple[str, str]:
@@ -176,7 +179,7 @@ class EndsCheck:
         if {done_old.verdict, done_new.verdict} != {Verdict.BUG, Verdict.CLEAN}:
             return None
         direction = Direction.FIX if done_old.verdict == Verdict.BUG else Direction.REGRESSION
-        background = (t.policy.background_lo, t.policy.fp)
+        background = t.policy.background
         return Endpoints(
             direction, self.old, self.new, self.ev(self.old), self.ev(self.new), background
         )
@@ -214,13 +217,11 @@ class EndsCheck:
             self.batch(side, what)
         raise TryAgain
 
-    def background(
-        self, bug: BugSignature | None, eo: Evidence, en: Evidence
-    ) -> tuple[float, float]:
+    def background(self, bug: BugSignature | None, eo: Evidence, en: Evidence) -> tuple[int, int]:
         """Both ends show the bug's failure: the rarer end's rate is a background once the
         ends' rates differ (core.tell_apart); (0, 0) when only one end fails."""
         if not (eo.reproduced and en.reproduced):
-            return 0.0, 0.0
+            return 0, 0
         pair = (eo.reproduced, eo.counted), (en.reproduced, en.counted)
         apart = tell_apart(*pair, self.anchor_alpha, self.policy.max_trials)
         if apart is Apart.ALIKE:
@@ -248,7 +249,7 @@ class EndsCheck:
             (en.reproduced, en.counted, en.trials),
             self.policy,
             clean_tests_left=self.clean_tests_left,
-            background=background,
+            background=background_bounds(background),
         )
         if nxt.action is EndsAction.FAIL:
             raise EndpointError(nxt.message)
@@ -263,14 +264,14 @@ class EndsCheck:
         bug_side: str,
         bug_error: float,
         clean_error: float,
-        background: tuple[float, float],
+        background: tuple[int, int],
         eo: Evidence,
         en: Evidence,
     ) -> Endpoints:
         t = self.tester
         bug_sha = self.sha(bug_side)
         clean_sha = self.new if bug_side == "old" else self.old
-        if background != (0.0, 0.0):
+        if background != (0, 0):
             t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(background))
         t.record(self.ev(bug_sha), Verdict.BUG, bug_error, Reason.ENDPOINT)
         t.record(self.ev(clean_sha), Verdict.CLEAN, clean_error, Reason.ENDPOINT)

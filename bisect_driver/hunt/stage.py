@@ -71,6 +71,8 @@ class HuntOutcome:
     """The reproducing end's trials (or the lower-rate corrected commit's), final."""
     floor: float
     floor_source: str
+    background_found: bool = False
+    """A correction uncovered the background (``ends.background``): bisected again."""
 
     @property
     def far(self) -> tuple[int, int]:
@@ -175,7 +177,9 @@ def hunt(
         tester.policy = with_background(tester.policy, ends.background)
         tester.journal.event(tester.run_id, BACKGROUND_EVENT, background_message(ends.background))
         forget_verdicts(tester, (ends.old, ends.new))
-    return HuntOutcome(ends, outcome, confirmation, reference, floor, floor_source)
+    return HuntOutcome(
+        ends, outcome, confirmation, reference, floor, floor_source, background_found=attempt > 0
+    )
 
 
 def checks_tester(config: HuntConfig, tester: CommitTester, done: HuntOutcome) -> CommitTester:

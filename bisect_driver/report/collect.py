@@ -190,6 +190,7 @@ def basis_of(result: RunResult | None) -> ConfidenceBasis | None:
         near=result.near,
         far=result.far,
         drift=result.drift,
+        background=result.background,
         error_bound=result.error_bound,
         unconfirmed=tuple(result.unconfirmed),
     )

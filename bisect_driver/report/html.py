@@ -12,6 +12,7 @@ import html
 import json
 
 from bisect_driver.bisect.checks import no_independent_check
+from bisect_driver.report.markdown import basis_md
 from bisect_driver.report.model import EvidenceRow, Report
 from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
@@ -184,6 +185,12 @@ def render_html(report: Report) -> str:
     parts += [
         "<h2>Confidence</h2>",
         f"<p>{report.confidence:.6f}: {esc(report.confidence_method)}</p>",
+        # The same basis as report.md (assumption, rates, drift, background, why not).
+        *[
+            f"<p>{esc(line.removeprefix('- ').replace('**', '').replace('`', ''))}</p>"
+            for line in basis_md(report)
+            if line
+        ],
         "<h2>Checks</h2>",
         _table(
             ["check", "result", "detail"],

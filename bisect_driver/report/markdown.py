@@ -10,7 +10,7 @@ from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragra
 from bisect_driver.verdict.stats import Verdict
 
 
-def _basis(report: Report) -> list[str]:
+def basis_md(report: Report) -> list[str]:
     """The assumption, the floor, the rates next to the answer and far away, drift."""
     b = report.basis
     if b is None or b.floor is None:
@@ -27,6 +27,8 @@ def _basis(report: Report) -> list[str]:
     ]
     if b.drift:
         out.append(f"- **Drift:** {b.drift}.")
+    if b.background:
+        out.append(f"- **Background:** {b.background}.")
     for why in b.unconfirmed:
         out.append(f"- **Not confirmed:** {why}")
     return [*out, ""]
@@ -44,7 +46,7 @@ def render_md(report: Report) -> str:
         f"{report.confidence:.6f}: {report.confidence_method}",
         "",
     ]
-    lines += _basis(report)
+    lines += basis_md(report)
     if report.corrected:
         which = ", ".join(f"`{c[:12]}`" for c in report.corrected)
         lines += [

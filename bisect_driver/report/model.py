@@ -259,6 +259,8 @@ class ConfidenceBasis:
     far: tuple[int, int]
     """(reproduced, counted) at the reproducing end."""
     drift: str | None
+    background: str | None
+    """A sentence when the hunt decided with a background failure rate at the clean end."""
     error_bound: float | None
     unconfirmed: tuple[str, ...]
     """Why no confidence is claimed (exit 8); empty when the answer is confirmed."""
@@ -270,6 +272,7 @@ class ConfidenceBasis:
             "near": list(self.near),
             "far": list(self.far),
             "drift": self.drift,
+            "background": self.background,
             "error_bound": self.error_bound,
             "unconfirmed": list(self.unconfirmed),
         }

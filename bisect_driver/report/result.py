@@ -13,7 +13,7 @@ from typing import Any
 from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.bisect.confirm import Confirmation
-from bisect_driver.verdict.core import answer
+from bisect_driver.verdict.core import answer, background_note
 from bisect_driver.verdict.stats import lower_bound, upper_bound
 
 
@@ -43,6 +43,8 @@ class RunResult:
     far: tuple[int, int] = (0, 0)
     """(reproduced, counted) at the reproducing end."""
     drift: str | None = None
+    background: str | None = None
+    """A sentence when the hunt decided with a background failure rate at the clean end."""
     unconfirmed: list[str] = field(default_factory=list)
     """Why the answer is not claimed (exit 8): an inconclusive strict test, a rate below the
     floor, a contradiction, or a check that failed."""
@@ -61,6 +63,8 @@ class RunResult:
         far: tuple[int, int] = (0, 0),
         floor_source: str = "",
         backports: list[BackportResult] | None = None,
+        background: tuple[int, int] = (0, 0),
+        background_found: bool = False,
     ) -> RunResult:
         conf = confirmation
         result = cls(
@@ -77,6 +81,7 @@ class RunResult:
             far=far,
             floor_source=floor_source,
             backports=list(backports or []),
+            background=background_note(background, background_found),
         )
         if conf is not None:
             result.floor, result.near = conf.floor, conf.near
@@ -86,6 +91,10 @@ class RunResult:
                 result.unconfirmed.append(f"inconclusive: {conf.inconclusive}")
             if conf.contradiction:
                 result.unconfirmed.append(f"contradiction: {conf.contradiction}")
+            failed = [c for c in conf.checks if c.status is CheckStatus.FAIL]
+            if not conf.confirmed and not result.unconfirmed and failed:
+                # The confirmation stopped on a contradiction it did not correct.
+                result.unconfirmed.append(f"not confirmed: {failed[0].name}: {failed[0].detail}")
         result.unconfirmed += [
             f"check failed: {c.name}: {c.detail}"
             for c in checks
@@ -132,6 +141,7 @@ class RunResult:
             "near": list(self.near),
             "far": list(self.far),
             "drift": self.drift,
+            "background": self.background,
             "unconfirmed": list(self.unconfirmed),
             "backports": [b.to_json() for b in self.backports],
         }
@@ -159,6 +169,7 @@ class RunResult:
             near=_pair(data.get("near")),
             far=_pair(data.get("far")),
             drift=data.get("drift"),
+            background=data.get("background"),
             unconfirmed=list(data.get("unconfirmed", [])),
             backports=[BackportResult.from_json(b) for b in data.get("backports", [])],
         )

@@ -25,6 +25,7 @@ from enum import StrEnum
 from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
 from bisect_driver.verdict.stats import (
     FLOOR_FACTOR,
+    FLOOR_LEVEL,
     Decision,
     Reference,
     Verdict,
@@ -95,8 +96,13 @@ class Policy:
     anchor_alpha: float | None = None
     """Error target of the endpoints' verdicts, which anchor the whole hunt (None: alpha)."""
     background_lo: float = 0.0
-    """95 % lower bound of the background rate measured at the clean end: a commit that
+    """Lower bound of the background rate measured at the clean end: a commit that
     carries the bug reproduces at least at background + floor (the strict test's H0)."""
+    background: tuple[int, int] = (0, 0)
+    """(failures, counted trials) of the bug's own failure at the clean end: the background
+    ``fp`` and ``background_lo`` are bounds of, at this policy's level (:func:`at_level`)."""
+    fp_given: float = 0.0
+    """The user's --false-positive-rate, the least ``fp`` is."""
 
     @property
     def max_attempts(self) -> int:
@@ -111,7 +117,7 @@ def run_policy(
     max_trials: int,
     fp: float = 0.0,
     min_rate: float | None = None,
-    background: tuple[float, float] = (0.0, 0.0),
+    background: tuple[int, int] = (0, 0),
 ) -> Policy:
     """The policy a run's steps decide under, from its settings (the driver, the step
     processes and the simulator all build it here): soft steps at ``alpha``, the anchor
@@ -121,6 +127,7 @@ def run_policy(
         Policy(
             alpha=alpha,
             fp=fp,
+            fp_given=fp,
             max_trials=max_trials,
             strict_alpha=None if min_rate else budget.anchor,
             anchor_alpha=budget.anchor,
@@ -129,14 +136,38 @@ def run_policy(
     )
 
 
-def with_background(policy: Policy, background: tuple[float, float]) -> Policy:
-    """``policy`` once the ends were told apart by rate: the clean end's background
-    failure rate (lower, upper bound) raises the false-positive rate a BUG verdict must
-    beat and the floor a strict CLEAN must exclude."""
-    lo, hi = background
-    if not hi:
+def with_background(policy: Policy, background: tuple[int, int]) -> Policy:
+    """``policy`` once the clean end showed the bug's own failure (``background``:
+    failures, counted trials there): its rate's 95 % upper bound is the false-positive
+    rate a BUG verdict must beat, its lower bound raises the floor a strict CLEAN must
+    exclude.  More trials at the clean end narrow both (:func:`at_level` for the strict
+    tests' own level)."""
+    if not background[0]:
         return policy
-    return replace(policy, fp=max(policy.fp, hi), background_lo=max(policy.background_lo, lo))
+    lo, hi = background_bounds(background)
+    return replace(policy, background=background, fp=max(policy.fp_given, hi), background_lo=lo)
+
+
+def at_level(policy: Policy) -> Policy:
+    """``policy`` with its background bounds at its own error target (level 1 - alpha)
+    instead of 95 %: a strict test at error 0.005 that took a 95 % bound of the background
+    for the truth would be wrong whenever the bound is (5 %), so it takes the bounds its own
+    error allows.  Unchanged without a background."""
+    if not policy.background[0]:
+        return policy
+    lo, hi = background_bounds(policy.background, 1.0 - policy.alpha)
+    return replace(policy, fp=max(policy.fp_given, hi), background_lo=lo)
+
+
+def background_bounds(
+    background: tuple[int, int], level: float = FLOOR_LEVEL
+) -> tuple[float, float]:
+    """(lower, upper) one-sided bounds of the background rate at ``level``; (0, 0) when the
+    clean end never failed."""
+    k, n = background
+    if not k or not n:
+        return 0.0, 0.0
+    return lower_bound(k, n, level), upper_bound(k, n, level)
 
 
 class Reason(StrEnum):
@@ -274,19 +305,23 @@ def reference_commit(
 
 
 BACKGROUND_EVENT = "background"
-"""Journal event "LOW HIGH": the 95 % bounds of the failure rate at the clean end, when both
-ends showed the bug's failure and were told apart by rate (bisect.endpoints writes it; the
-run's testers read it into Policy.fp and Policy.background_lo)."""
+"""Journal event "K/N": the bug's own failure at the clean end, K of N counted trials, when
+the run decided with it as a background (bisect.endpoints and the confirmation write it,
+the latest counts; the run's testers read it into Policy.background)."""
 
 
-def background_message(background: tuple[float, float]) -> str:
-    """The BACKGROUND_EVENT's message for these bounds (read back by parse_background)."""
-    return f"{background[0]!r} {background[1]!r}"
+def background_message(background: tuple[int, int]) -> str:
+    """The BACKGROUND_EVENT's message for these counts (read back by parse_background)."""
+    return f"{background[0]}/{background[1]}"
 
 
-def parse_background(message: str) -> tuple[float, float]:
-    lo, hi = message.split()
-    return float(lo), float(hi)
+def parse_background(message: str) -> tuple[int, int]:
+    """Counts from :func:`background_message`; (0, 0) from a journal of a version that
+    stored only bounds (its run decides on without the background, as it began)."""
+    if "/" not in message:
+        return 0, 0
+    k, n = message.split("/", 1)
+    return int(k), int(n)
 
 
 # -- the ends -----------------------------------------------------------------------------
@@ -326,16 +361,33 @@ def tell_apart(old: tuple[int, int], new: tuple[int, int], alpha: float, cap: in
     return Apart.PENDING
 
 
-def background_of(clean_end: tuple[int, int]) -> tuple[float, float]:
-    """The background failure rate seen at the clean end: (95 % lower, 95 % upper bound).
+def background_note(background: tuple[int, int], found_late: bool) -> str | None:
+    """The report's sentence on the background the hunt decided with (None without one)."""
+    if not background[0]:
+        return None
+    lo, hi = background_bounds(background)
+    note = (
+        f"the clean end also fails with the bug's own failure, {background[0]}/{background[1]}"
+        f" ({lo:.3g}-{hi:.3g}, 95 %): every BUG verdict beat that rate and the strict test's"
+        " floor was raised by its lower bound (both at the strict test's own level there)"
+    )
+    if found_late:
+        note += (
+            "; the ends' first trials did not show it: a correction pointed at it, the clean"
+            " end was tested again, and the hunt bisected again with it"
+        )
+    return note
 
-    The upper bound becomes the hunt's false-positive rate (a BUG verdict needs
-    reproductions it cannot explain), the lower bound is added to the strict test's
-    floor; both 0 when the clean end never failed."""
+
+def background_of(clean_end: tuple[int, int]) -> tuple[int, int]:
+    """The background seen at the clean end, as counts (failures, counted trials); (0, 0)
+    when it never failed.
+
+    Its upper bound becomes the hunt's false-positive rate (a BUG verdict needs
+    reproductions it cannot explain), its lower bound is added to the strict test's floor
+    (:func:`with_background`)."""
     k, n = clean_end
-    if not k or not n:
-        return 0.0, 0.0
-    return lower_bound(k, n), upper_bound(k, n)
+    return (k, n) if k and n else (0, 0)
 
 
 class EndsAction(StrEnum):

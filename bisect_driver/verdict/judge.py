@@ -24,6 +24,7 @@ from bisect_driver.verdict.core import (
     Next,
     Policy,
     Reason,
+    at_level,
     judge_next,
     reference_commit,
     trial_cap,
@@ -140,12 +141,16 @@ class CommitTester:
             self.journal,
             self.builder,
             self.runner,
-            Policy(
-                alpha=alpha,
-                fp=self.policy.fp,
-                max_trials=max_trials or self.policy.max_trials * 2,
-                floor=floor,
-                background_lo=self.policy.background_lo,
+            at_level(
+                Policy(
+                    alpha=alpha,
+                    fp=self.policy.fp,
+                    max_trials=max_trials or self.policy.max_trials * 2,
+                    floor=floor,
+                    background_lo=self.policy.background_lo,
+                    background=self.policy.background,
+                    fp_given=self.policy.fp_given,
+                )
             ),
             self.progress,
         )
