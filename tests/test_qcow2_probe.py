@@ -83,11 +83,13 @@ import os, signal, subprocess, sys
 MODE = {mode!r}
 ASSERT_LINE = {assert_line!r}
 args = sys.argv[1:]
-child = subprocess.Popen([{real!r}] + args)
-with open({pidfile!r}, "w") as fh:
-    fh.write(str(child.pid))
+child = None
+pending = []
 
 def on_term(signum, frame):
+    if child is None:  # before qemu even started: deliver once it has
+        pending.append(signum)
+        return
     if MODE == "segv":
         child.send_signal(signal.SIGSEGV)
     elif MODE == "abort":
@@ -98,7 +100,14 @@ def on_term(signum, frame):
     elif MODE != "hang":
         child.send_signal(signal.SIGTERM)
 
+# The handler before qemu starts: a SIGTERM that came between the two (a loaded machine
+# can deschedule this script that long) killed the wrapper by default, not qemu by fault.
 signal.signal(signal.SIGTERM, on_term)
+child = subprocess.Popen([{real!r}] + args)
+with open({pidfile!r}, "w") as fh:
+    fh.write(str(child.pid))
+for signum in pending:
+    on_term(signum, None)
 rc = child.wait()
 drive = next(a for a in args if a.startswith("file="))
 image = drive.split("=", 1)[1].split(",")[0]
