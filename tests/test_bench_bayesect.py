@@ -1,0 +1,47 @@
+"""bench/bench_bayesect.py as documented (docs/benchmarks.md), at the smallest size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_bayesect.py"
+
+
+@pytest.mark.slow
+def test_the_bayesect_bench_runs_both_tools_on_one_repo(tmp_path: Path) -> None:
+    """It installs git-bayesect into its own venv, runs it and bisect-qemu on the same
+    generated repo, and prints and writes both hunts' figures."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--seeds",
+            "1",
+            "--rates",
+            "0.5",
+            "--commits",
+            "24",
+            "--venv",
+            str(tmp_path / "venv"),
+            "--json",
+            str(tmp_path / "b.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| 0.5 | bisect-qemu |" in out.stdout and "| 0.5 | git-bayesect |" in out.stdout
+    (row,) = json.loads((tmp_path / "b.json").read_text())
+    for tool in ("bisect-qemu", "git-bayesect"):
+        hunt = row[tool]
+        assert hunt["trials"] > 0 and hunt["commits"] > 0, (tool, hunt)
+        assert hunt["found"] is None or len(hunt["found"]) == 40
+    # bisect-qemu's own venv never gets git-bayesect: it is the bench's, not a dependency
+    assert (tmp_path / "venv" / "bin" / "git-bayesect").exists()
+    assert not (Path(sys.executable).parent / "git-bayesect").exists()
