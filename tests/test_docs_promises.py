@@ -28,6 +28,9 @@ FOREIGN = {
     "--cc",
     "--extra-cflags",
     "--version",
+    # git-bayesect's own (docs/benchmarks.md compares it)
+    "--old",
+    "--new",
     # git and patch options that docs/backport.md names
     "--fuzz",
     "--check",
