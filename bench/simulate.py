@@ -297,6 +297,8 @@ class Simulated:
     """The confidence the hunt's decisions claim without the revert check."""
     background_found: bool = False
     """A correction uncovered a background the ends did not show (bisected again)."""
+    per_commit: list[int] = field(default_factory=list)
+    """Trials at each commit of the line, 0..n: where the trials went."""
 
     @property
     def claimed(self) -> bool:
@@ -385,6 +387,7 @@ def simulate(
             out.corrected = len(result.corrected)
             out.background_found = done.background_found
         counts = [len(runner.records(sha(i))) for i in range(case.n + 1)]
+        out.per_commit = counts
         out.trials = sum(counts)
         out.commits = sum(1 for c in counts if c)
         out.builds = len(builder.built)

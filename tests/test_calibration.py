@@ -147,6 +147,22 @@ def test_the_calibration_bench_prints_its_tables(tmp_path: Path) -> None:
     )
 
 
+def test_the_where_bench_prints_its_table() -> None:
+    """bench/where_trials_go.py as documented, one small cell: the parts add up."""
+    import subprocess
+
+    bench = Path(simulate.__file__).parent
+    out = subprocess.run(
+        [sys.executable, str(bench / "where_trials_go.py"), "--runs", "2", "--cells", "0.5:30"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| 0.5 | 30 |"))
+    total, *parts = (float(x) for x in row.split("|")[3:9])
+    assert total > 0 and abs(sum(parts) - total) <= 3  # each mean rounded
+
+
 @pytest.mark.slow
 def test_the_cost_bench_prints_its_table(tmp_path: Path) -> None:
     """bench/bench_statistics.py as documented, one hunt a cell, through the shipped hunt."""
