@@ -171,6 +171,27 @@ def test_a_rare_flake_at_the_fixed_end_with_the_bugs_own_failure(cli, tmp_path) 
         assert data is not None and data["confidence"] in (None, 0.0)
 
 
+def test_a_background_the_fixed_end_hid_is_found_by_a_correction(cli, tmp_path) -> None:
+    """Every commit shows the bug's own failure at 6 %, but the fixed end's first 30 trials
+    are quiet (they hide it, as 0/34 did in the calibration run that named a wrong commit):
+    the hunt starts with no background, a correction finds the failure where the bisect saw
+    none, the fixed end is tested again and fails too, and the hunt bisects again with the
+    background (the step processes read it from the journal).  The report says so, and no
+    wrong commit is claimed."""
+    bug = Crash(SEGV_NUMBERED, 500, 0)
+    flake = Crash(SEGV_NUMBERED, 60, 1)
+    commits = [Commit([bug, flake]) if i < 8 else Commit([flake]) for i in range(24)]
+    commits[-1].quiet_first = 30
+    shas = scripted(tmp_path / "user", commits)
+    r, data = hunt(cli, tmp_path / "user", shas, tmp_path)
+    assert r.status in (EXIT_FOUND, EXIT_UNCONFIRMED), r.err
+    assert data is not None
+    if data["confidence"]:
+        assert data["candidate"]["commit"] == shas[8]
+    assert "bisecting again with it" in r.err, r.err
+    assert "a correction pointed at it" in (data["basis"]["background"] or "")
+
+
 def test_a_wrong_clean_verdict_next_to_an_unbuildable_commit_is_corrected(cli, tmp_path) -> None:
     """Commit 6 carries the bug but its first 16 trials are quiet (the soft step calls it
     clean), commit 5 does not build: git's answer is the set {5, 6}, without the fix (7).

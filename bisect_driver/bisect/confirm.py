@@ -540,8 +540,9 @@ class Confirmer:
     def background_behind(self, wrong: str) -> tuple[int, int] | str | None:
         """Before a correction toward the clean end is believed, look for a background
         there (core.background_look): None when the correction stands; the background's
-        bounds when the clean end shows the bug's failure too at a rate told apart from the
-        bug end's (core.tell_apart); why not, when the ends then cannot be told apart."""
+        counts (failures, counted trials at the clean end) when it shows the bug's failure
+        too at a rate told apart from the bug end's (core.tell_apart); why not, when the
+        ends then cannot be told apart."""
         t = self.tester
         fresh = t.journal.verdict(confirm_run_id(self.run_id), wrong)
         if not self.new_end or fresh is None or fresh.verdict != Verdict.BUG or t.policy.fp > 0:
