@@ -246,3 +246,10 @@ def test_every_reason_written_is_read_back() -> None:
     )
     assert Reason.of(step.reason) is Reason.UNDECIDED
     assert Reason.of("something else") is None
+
+
+def test_corrections_onto_the_clean_end_are_not_claimed() -> None:
+    """Only corrections that moved the answer so far that the clean end is its clean side."""
+    assert core.walked_to_the_clean_end(2, ["c", "end"], "end")
+    assert not core.walked_to_the_clean_end(0, ["end"], "end")  # a change at the last commit
+    assert not core.walked_to_the_clean_end(3, ["c"], "end")

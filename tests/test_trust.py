@@ -192,6 +192,26 @@ def test_a_background_the_fixed_end_hid_is_found_by_a_correction(cli, tmp_path) 
     assert "a correction pointed at it" in (data["basis"]["background"] or "")
 
 
+def test_corrections_that_walk_the_answer_onto_the_clean_end_claim_nothing(cli, tmp_path) -> None:
+    """As above, but the fixed end hides the background for 60 trials, longer than the look
+    at it after the first correction (66 trials): the corrections walk the answer onto the
+    fixed end itself, whose strict test rests on its quiet trials, and the revert check is
+    fooled by the same background.  That answer is named, never claimed (it was claimed at
+    0.99 before)."""
+    bug = Crash(SEGV_NUMBERED, 500, 0)
+    flake = Crash(SEGV_NUMBERED, 60, 1)
+    commits = [Commit([bug, flake]) if i < 8 else Commit([flake]) for i in range(24)]
+    commits[-1].quiet_first = 60
+    shas = scripted(tmp_path / "user", commits)
+    r, data = hunt(cli, tmp_path / "user", shas, tmp_path)
+    assert data is not None
+    if data["confidence"]:
+        assert data["candidate"]["commit"] == shas[8]
+    else:
+        assert r.status == EXIT_UNCONFIRMED, r.err
+        assert "moved the answer onto the clean end" in " ".join(data["basis"]["unconfirmed"])
+
+
 def test_a_wrong_clean_verdict_next_to_an_unbuildable_commit_is_corrected(cli, tmp_path) -> None:
     """Commit 6 carries the bug but its first 16 trials are quiet (the soft step calls it
     clean), commit 5 does not build: git's answer is the set {5, 6}, without the fix (7).

@@ -52,6 +52,7 @@ from bisect_driver.verdict.core import (
     signature_ambiguity,
     strict_cap,
     tell_apart,
+    walked_to_the_clean_end,
     with_background,
 )
 from bisect_driver.verdict.judge import CommitTester
@@ -363,6 +364,11 @@ class Confirmer:
             rounds.append(conf.checks)
             conf.rounds = rounds
             if wrong is None or conf.inconclusive:
+                _c, _p, _bug, clean_side = self.sides(outcome)
+                walked = walked_to_the_clean_end(len(corrected), clean_side, self.ends()[1])
+                if walked and not conf.contradiction:
+                    conf.contradiction = walked
+                    self.say(walked)
                 return conf, outcome
             behind = self.background_behind(wrong)
             if isinstance(behind, str):

@@ -592,6 +592,26 @@ def background_to_measure(neighbour_counted: int, clean_end_counted: int, cap: i
     return max(0, min(cap, neighbour_counted) - clean_end_counted)
 
 
+def walked_to_the_clean_end(corrections: int, clean_side: Sequence[str], clean_end: str) -> str:
+    """Why an answer is not claimed when corrections moved it onto the clean end ("" when
+    nothing is against it).
+
+    Corrections only ever move the answer toward the clean end.  When they moved it so far
+    that the clean end itself is the answer's clean side (a fix hunt's answer is the new end;
+    a regression's answer has the old end as its parent), its strict test rests on the end's
+    own trials, and a background those trials happened to miss explains every correction as
+    well as a late change does: seen end to end, a run claimed the new end at 0.99 that way,
+    its revert check fooled by the same background.  So such an answer is named, not
+    claimed (exit 8)."""
+    if not corrections or not clean_end or clean_end not in clean_side:
+        return ""
+    return (
+        f"{corrections} correction(s) moved the answer onto the clean end {clean_end[:12]}:"
+        " a failure its trials missed (a background) would explain them as well as a change"
+        " there; not claimed"
+    )
+
+
 class Retest(StrEnum):
     """How a strict retest of the answer's neighbours came out."""
 
