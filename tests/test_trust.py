@@ -171,6 +171,18 @@ def test_a_rare_flake_at_the_fixed_end_with_the_bugs_own_failure(cli, tmp_path) 
         assert data is not None and data["confidence"] in (None, 0.0)
 
 
+def _hidden_background(cli, tmp_path: Path, quiet: int):
+    """A fix at commit 8 of 24 (the bug at 50 %); every commit also shows the bug's own
+    failure at 6 %, but the fixed end's first ``quiet`` trials never do.  (shas, run, report)."""
+    bug = Crash(SEGV_NUMBERED, 500, 0)
+    flake = Crash(SEGV_NUMBERED, 60, 1)
+    commits = [Commit([bug, flake]) if i < 8 else Commit([flake]) for i in range(24)]
+    commits[-1].quiet_first = quiet
+    shas = scripted(tmp_path / "user", commits)
+    r, data = hunt(cli, tmp_path / "user", shas, tmp_path)
+    return shas, r, data
+
+
 def test_a_background_the_fixed_end_hid_is_found_by_a_correction(cli, tmp_path) -> None:
     """Every commit shows the bug's own failure at 6 %, but the fixed end's first 30 trials
     are quiet (they hide it, as 0/34 did in the calibration run that named a wrong commit):
@@ -178,12 +190,7 @@ def test_a_background_the_fixed_end_hid_is_found_by_a_correction(cli, tmp_path) 
     none, the fixed end is tested again and fails too, and the hunt bisects again with the
     background (the step processes read it from the journal).  The report says so, and no
     wrong commit is claimed."""
-    bug = Crash(SEGV_NUMBERED, 500, 0)
-    flake = Crash(SEGV_NUMBERED, 60, 1)
-    commits = [Commit([bug, flake]) if i < 8 else Commit([flake]) for i in range(24)]
-    commits[-1].quiet_first = 30
-    shas = scripted(tmp_path / "user", commits)
-    r, data = hunt(cli, tmp_path / "user", shas, tmp_path)
+    shas, r, data = _hidden_background(cli, tmp_path, quiet=30)
     assert r.status in (EXIT_FOUND, EXIT_UNCONFIRMED), r.err
     assert data is not None
     if data["confidence"]:
@@ -198,12 +205,7 @@ def test_corrections_that_walk_the_answer_onto_the_clean_end_claim_nothing(cli, 
     fixed end itself, whose strict test rests on its quiet trials, and the revert check is
     fooled by the same background.  That answer is named, never claimed (it was claimed at
     0.99 before)."""
-    bug = Crash(SEGV_NUMBERED, 500, 0)
-    flake = Crash(SEGV_NUMBERED, 60, 1)
-    commits = [Commit([bug, flake]) if i < 8 else Commit([flake]) for i in range(24)]
-    commits[-1].quiet_first = 60
-    shas = scripted(tmp_path / "user", commits)
-    r, data = hunt(cli, tmp_path / "user", shas, tmp_path)
+    shas, r, data = _hidden_background(cli, tmp_path, quiet=60)
     assert data is not None
     if data["confidence"]:
         assert data["candidate"]["commit"] == shas[8]

@@ -35,7 +35,6 @@ from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.store.repo import is_ancestor
 from bisect_driver.verdict.core import (
-    BACKGROUND_EVENT,
     MAX_CORRECTIONS,
     Apart,
     ErrorBudget,
@@ -43,7 +42,6 @@ from bisect_driver.verdict.core import (
     Reason,
     background_bounds,
     background_look,
-    background_message,
     background_of,
     background_to_measure,
     floor_after_near,
@@ -53,7 +51,6 @@ from bisect_driver.verdict.core import (
     strict_cap,
     tell_apart,
     walked_to_the_clean_end,
-    with_background,
 )
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Verdict, strict_trials_needed
@@ -489,8 +486,7 @@ class Confirmer:
             end = t.run_batch(clean_end, built.artifact_dir)
             more = background_to_measure(counted, end.counted, cap)
         counts = background_of((end.reproduced, end.counted))
-        t.policy = with_background(t.policy, counts)
-        t.journal.event(t.run_id, BACKGROUND_EVENT, background_message(counts))
+        t.adopt_background(counts)
         lo, hi = background_bounds(counts)
         self.say(
             f"background at the clean end: {end.reproduced}/{end.counted}"

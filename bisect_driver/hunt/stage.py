@@ -28,13 +28,7 @@ from bisect_driver.bisect.gitbisect import BisectOutcome
 from bisect_driver.hunt.events import HuntEvents
 from bisect_driver.probe.evidence import BugSignature
 from bisect_driver.store.journal import VerdictRecord
-from bisect_driver.verdict.core import (
-    BACKGROUND_EVENT,
-    ErrorBudget,
-    background_message,
-    floor_of,
-    with_background,
-)
+from bisect_driver.verdict.core import ErrorBudget, floor_of, with_background
 from bisect_driver.verdict.judge import CommitTester
 from bisect_driver.verdict.stats import Reference, Verdict, bisect_steps
 
@@ -91,7 +85,8 @@ def forget_verdicts(tester: CommitTester, keep: tuple[str, ...]) -> None:
     journal = tester.journal
     for run_id in (tester.run_id, confirm_run_id(tester.run_id)):
         for rec in journal.verdicts(run_id):
-            if rec.commit not in keep or run_id != tester.run_id:
+            kept = keep if run_id == tester.run_id else ()  # strict verdicts: all go
+            if rec.commit not in kept:
                 journal.delete_verdict(run_id, rec.commit)
 
 
@@ -174,8 +169,7 @@ def hunt(
         # A correction uncovered a background the ends' trials missed: every verdict so far
         # took one reproduction for proof, so they are all taken again, with it.
         ends.background = confirmation.background
-        tester.policy = with_background(tester.policy, ends.background)
-        tester.journal.event(tester.run_id, BACKGROUND_EVENT, background_message(ends.background))
+        tester.adopt_background(ends.background)
         forget_verdicts(tester, (ends.old, ends.new))
     return HuntOutcome(
         ends, outcome, confirmation, reference, floor, floor_source, background_found=attempt > 0

@@ -20,15 +20,18 @@ from bisect_driver.probe.evidence import Evidence
 from bisect_driver.probe.trials import TrialRunner
 from bisect_driver.store.journal import Journal, VerdictRecord
 from bisect_driver.verdict.core import (
+    BACKGROUND_EVENT,
     Judged,
     Next,
     Policy,
     Reason,
     at_level,
+    background_message,
     judge_next,
     reference_commit,
     trial_cap,
     verdict_of,
+    with_background,
 )
 from bisect_driver.verdict.stats import Decision, Reference, Verdict
 
@@ -125,6 +128,12 @@ class CommitTester:
     def run_batch(self, commit: str, artifact_dir: Path, count: int | None = None) -> Evidence:
         self.runner.run(commit, artifact_dir, count or self.runner.jobs)
         return self.runner.evidence(commit)
+
+    def adopt_background(self, counts: tuple[int, int]) -> None:
+        """Decide from now on with the clean end's background ``counts`` (core.with_background)
+        and store them with the run, so the step processes and a resumed run do too."""
+        self.policy = with_background(self.policy, counts)
+        self.journal.event(self.run_id, BACKGROUND_EVENT, background_message(counts))
 
     def with_alpha(
         self,
