@@ -10,7 +10,8 @@ the commit to test by expected entropy, and stops when the most likely commit re
 (``--venv``, default cache/bench-bayesect: runtime data, git-ignored), never as a
 dependency of the tool.
 
-Both tools get the same generated repo (bisect_driver.app.flaky_project: a real C program
+bisect-qemu runs twice, as by default and with ``--steady-rate`` (no drift assumed).  Both
+tools get the same generated repo (bisect_driver.app.flaky_project: a real C program
 with a real SIGTERM race, built with make), the same confidence and the same machine:
 
 - bisect-qemu: the command a user types (bench_flaky.ours), fresh cache dir;
@@ -115,8 +116,11 @@ def bayesect(repo: FlakyRepo, work: Path, exe: Path, confidence: float) -> Hunt:
     return Hunt(out[0], int(out[1]), int(out[2]), wall, float(out[3]))
 
 
-def ours_hunt(repo: FlakyRepo, work: Path, confidence: float) -> Hunt:
-    r = ours(repo, work, confidence)
+TOOLS = ("bisect-qemu", "bisect-qemu --steady-rate", "git-bayesect")
+
+
+def ours_hunt(repo: FlakyRepo, work: Path, confidence: float, extra: tuple[str, ...] = ()) -> Hunt:
+    r = ours(repo, work, confidence, extra)
     return Hunt(r["found"], r["trials"], r["commits_judged"], r["wall"], r["confidence"])
 
 
@@ -143,6 +147,9 @@ def main() -> int:
                     "seed": seed,
                     "answer": repo.answer,
                     "bisect-qemu": asdict(ours_hunt(repo, work, a.confidence)),
+                    "bisect-qemu --steady-rate": asdict(
+                        ours_hunt(repo, work, a.confidence, ("--steady-rate",))
+                    ),
                     "git-bayesect": asdict(bayesect(repo, work, exe, a.confidence)),
                 }
                 rows.append(row)
@@ -156,27 +163,31 @@ def main() -> int:
     )
     print(
         "| planted rate | tool | trials | distinct commits tested | right / wrong / none |"
-        " wall s | trials ratio (ours / bayesect) | commits ratio |"
+        " claimed | wall s | trials / bayesect's | commits / bayesect's |"
     )
-    print("|---:|---|---:|---:|---|---:|---:|---:|")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|")
     for rate in a.rates:
         mine = [r for r in rows if r["rate"] == rate]
         sums = {}
-        for tool in ("bisect-qemu", "git-bayesect"):
+        for tool in (*TOOLS[2:], *TOOLS[:2]):
+            hunts = [r[tool] for r in mine]
+            sums[tool] = (sum(h["trials"] for h in hunts), sum(h["commits"] for h in hunts))
+        for tool in TOOLS:
             hunts = [r[tool] for r in mine]
             right = sum(h["found"] == r["answer"] for h, r in zip(hunts, mine, strict=True))
             none = sum(h["found"] is None for h in hunts)
-            sums[tool] = (sum(h["trials"] for h in hunts), sum(h["commits"] for h in hunts))
+            claimed = sum(h["confidence"] is not None for h in hunts)
+            base = sums["git-bayesect"]
+            ratios = (
+                " | |"
+                if tool == "git-bayesect"
+                else f" {sums[tool][0] / max(1, base[0]):.2f}x |"
+                f" {sums[tool][1] / max(1, base[1]):.2f}x |"
+            )
             print(
                 f"| {rate} | {tool} | {sums[tool][0]} | {sums[tool][1]} |"
-                f" {right} / {len(hunts) - right - none} / {none} |"
-                f" {sum(h['wall'] for h in hunts):.0f} |"
-                + (
-                    f" {sums['bisect-qemu'][0] / max(1, sums[tool][0]):.2f}x |"
-                    f" {sums['bisect-qemu'][1] / max(1, sums[tool][1]):.2f}x |"
-                    if tool == "git-bayesect"
-                    else " | |"
-                )
+                f" {right} / {len(hunts) - right - none} / {none} | {claimed} |"
+                f" {sum(h['wall'] for h in hunts):.0f} |" + ratios
             )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

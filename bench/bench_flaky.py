@@ -66,9 +66,11 @@ def naive(repo, work: Path, n: int) -> dict:
     return {"found": found, "trials": trials, "wall": wall}
 
 
-def ours(repo, work: Path, confidence: float) -> dict:
-    cache = work / f"cache-{confidence}"
-    report = work / f"report-{confidence}"
+def ours(repo, work: Path, confidence: float, extra: tuple[str, ...] = ()) -> dict:
+    """The tool as a user runs it (``extra``: more options, e.g. --steady-rate)."""
+    tag = f"{confidence}{''.join(extra)}"
+    cache = work / f"cache-{tag}"
+    report = work / f"report-{tag}"
     cmd = [
         str(ROOT / ".venv" / "bin" / "bisect-qemu"),
         "--repo",
@@ -91,6 +93,7 @@ def ours(repo, work: Path, confidence: float) -> dict:
         str(confidence),
         "--report-dir",
         str(report),
+        *extra,
     ]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)

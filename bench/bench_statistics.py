@@ -9,8 +9,9 @@ the distinct commits tested, the share of wrong claims, and the ratios to the
 information bound log2 N / C_Z(p) + ln(1/delta) / -ln(1-p) and to the drift-aware bound
 (the last term at p/6: the default guards against the commits next to the change
 reproducing at a sixth of the far end's rate, and excluding a bug at p/6 at the clean
-neighbour costs ln(1/delta) / -ln(1-p/6) trials whatever the method).  "--min-rate p"
-is the same hunt told the rate.
+neighbour costs ln(1/delta) / -ln(1-p/6) trials whatever the method).  "--steady-rate" is
+the same hunt told that the rate does not drift (its bound is the constant-rate one);
+"--min-rate p" is the same hunt told the rate.
 
 With --repos it also runs the real tool and the naive driver (bench_flaky.py) on
 generated 100-commit repos at planted rates 0.1, 0.25 and 0.5, one seed each, and
@@ -75,6 +76,9 @@ def simulated(runs: int, seed: int) -> list[dict[str, object]]:
                 "bound": bound(n, p),
                 "drift_bound": drift_bound(n, p),
                 "default": _summary([simulate(c, s) for c, s in zip(cases, seeds, strict=True)]),
+                "steady": _summary(
+                    [simulate(c, s, steady=True) for c, s in zip(cases, seeds, strict=True)]
+                ),
                 "min-rate": _summary(
                     [simulate(c, s, min_rate=p) for c, s in zip(cases, seeds, strict=True)]
                 ),
@@ -85,19 +89,24 @@ def simulated(runs: int, seed: int) -> list[dict[str, object]]:
 
 
 HEADER = (
-    "| N | p | bound | drift-aware bound | trials (commits, wrong) | / bound | / drift-aware"
+    "| N | p | bound | drift-aware bound | default: trials (commits, wrong) | / bound"
+    " | / drift-aware | --steady-rate: trials (commits, wrong) | / bound"
     " | --min-rate p: trials (commits, wrong) |"
 )
+RULE = "|---:|---:|---:|---:|---|---:|---:|---|---:|---|"
+
+
+def _cell(s: dict[str, float]) -> str:
+    return f"{s['trials']:.0f} ({s['commits']:.1f}, {s['wrong']:.1%})"
 
 
 def print_row(row: dict[str, object]) -> None:
-    d, m = row["default"], row["min-rate"]
-    assert isinstance(d, dict) and isinstance(m, dict)
+    d, st, m = row["default"], row["steady"], row["min-rate"]
+    assert isinstance(d, dict) and isinstance(st, dict) and isinstance(m, dict)
     b, db = float(row["bound"]), float(row["drift_bound"])  # type: ignore[arg-type]
     print(
-        f"| {row['N']} | {row['p']} | {b:.0f} | {db:.0f} | {d['trials']:.0f}"
-        f" ({d['commits']:.1f}, {d['wrong']:.1%}) | {d['trials'] / b:.2f}"
-        f" | {d['trials'] / db:.2f} | {m['trials']:.0f} ({m['commits']:.1f}, {m['wrong']:.1%}) |",
+        f"| {row['N']} | {row['p']} | {b:.0f} | {db:.0f} | {_cell(d)} | {d['trials'] / b:.2f}"
+        f" | {d['trials'] / db:.2f} | {_cell(st)} | {st['trials'] / b:.2f} | {_cell(m)} |",
         flush=True,
     )
 
@@ -137,7 +146,7 @@ def main() -> int:
     args = ap.parse_args()
     print(f"delta = {DELTA}; mean trials per hunt; wrong = share of claimed answers\n")
     print(HEADER)
-    print("|---:|---:|---:|---:|---|---:|---:|---|")
+    print(RULE)
     data: dict[str, object] = {"simulated": simulated(args.runs, args.seed)}
     if args.repos:
         data["repos"] = repos()

@@ -1,6 +1,7 @@
 """Is the claimed confidence calibrated?  Simulated hunts through the shipped hunt stage.
 
-    .venv/bin/python bench/calibrate_confidence.py [--runs 1200] [--seed 1] [--json FILE]
+    .venv/bin/python bench/calibrate_confidence.py [--runs 1200] [--seed 1] [--jobs 2]
+        [--steady-rate] [--kind KIND] [--json FILE]
 
 Each run draws a case (bench/simulate.py: a line of N in [20, 400] commits, the change
 somewhere inside, a far-end rate in [0.05, 0.9] log-uniform, a fix or a regression hunt)
@@ -77,13 +78,19 @@ def _with(case: Case, **changes: object) -> Case:
     return replace(case, **changes)  # type: ignore[arg-type]
 
 
-def _one(job: tuple[str, Case, int]) -> tuple[str, Simulated]:
-    kind, case, seed = job
-    return kind, simulate(case, seed=seed)
+def _one(job: tuple[str, Case, int, bool]) -> tuple[str, Simulated]:
+    kind, case, seed, steady = job
+    return kind, simulate(case, seed=seed, steady=steady)
 
 
 def run(
-    runs: int, seed: int, small: bool = False, progress: bool = False, jobs: int = 1
+    runs: int,
+    seed: int,
+    small: bool = False,
+    progress: bool = False,
+    jobs: int = 1,
+    steady: bool = False,
+    kinds: tuple[str, ...] = KINDS,
 ) -> list[tuple[str, Simulated]]:
     """``runs`` simulated hunts, the kinds in turn; ``jobs`` at a time (processes: the
     hunts are independent, and the cases and seeds are drawn first, so the result does
@@ -91,9 +98,9 @@ def run(
     rng = random.Random(seed)
     todo = []
     for i in range(runs):
-        kind = KINDS[i % len(KINDS)]
+        kind = kinds[i % len(kinds)]
         case = draw(rng, kind, small)
-        todo.append((kind, case, rng.randrange(1 << 30)))
+        todo.append((kind, case, rng.randrange(1 << 30), steady))
     out: list[tuple[str, Simulated]] = []
     if jobs <= 1:
         results = map(_one, todo)
@@ -120,6 +127,8 @@ def table(rows: list[tuple[str, Simulated]]) -> dict[str, object]:
     kinds = []
     for kind in KINDS:
         mine = [r for k, r in rows if k == kind]
+        if not mine:
+            continue
         claimed = [r for r in mine if r.claimed]
         whys: dict[str, int] = {}
         for r in mine:
@@ -149,10 +158,28 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--jobs", type=int, default=1, help="hunts simulated at once (processes)")
+    ap.add_argument(
+        "--steady-rate",
+        action="store_true",
+        help="the hunts run with --steady-rate (the drift kinds then break its assumption)",
+    )
+    ap.add_argument(
+        "--kind",
+        action="append",
+        choices=KINDS,
+        help="only this kind (repeatable; default: all seven in turn)",
+    )
     args = ap.parse_args()
-    rows = run(args.runs, args.seed, progress=True, jobs=args.jobs)
+    kinds = tuple(args.kind or KINDS)
+    rows = run(
+        args.runs, args.seed, progress=True, jobs=args.jobs, steady=args.steady_rate, kinds=kinds
+    )
     t = table(rows)
-    print(f"{args.runs} simulated hunts (seed {args.seed}) through hunt.stage.hunt, target 0.99\n")
+    mode = " with --steady-rate" if args.steady_rate else ""
+    print(
+        f"{args.runs} simulated hunts{mode} (seed {args.seed}) through hunt.stage.hunt,"
+        " target 0.99\n"
+    )
     print("| claims confidence >= c | runs | wrong | share wrong | allowed (1 - c) |")
     print("|---|---:|---:|---:|---:|")
     for row in t["thresholds"]:  # type: ignore[attr-defined]

@@ -326,6 +326,7 @@ def simulate(
     jobs: int = 2,
     policy_alpha: float = SOFT_ALPHA,
     revert: bool = True,
+    steady: bool = False,
 ) -> Simulated:
     """One hunt over ``case`` through bisect_driver.hunt.stage.hunt, then, for a single
     answer, the revert check as the driver runs it (``revert``)."""
@@ -338,11 +339,13 @@ def simulate(
         runner.scratch_root = root / "scratch"
         builder = SimBuilder(root, case)
         policy = run_policy(
-            confidence, alpha=policy_alpha, max_trials=max_trials, min_rate=min_rate
+            confidence, alpha=policy_alpha, max_trials=max_trials, min_rate=min_rate, steady=steady
         )
         tester = CommitTester("sim", journal, builder, runner, policy)  # type: ignore[arg-type]
         line = SimLine(case, tester)
-        config = HuntConfig(sha(0), sha(case.n), case.n, confidence, min_rate=min_rate)
+        config = HuntConfig(
+            sha(0), sha(case.n), case.n, confidence, min_rate=min_rate, steady_rate=steady
+        )
 
         # As context.RunContext.runner wires it: faces of the bug from this run's verdicts.
         runner.verdict_runs = ("sim", confirm_run_id("sim"))

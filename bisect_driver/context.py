@@ -131,6 +131,7 @@ class RunContext:
             fp=s.false_positive_rate,
             min_rate=s.min_rate,
             background=self.background(),
+            steady=s.steady_rate,
         )
         return CommitTester(
             self.run_id or "adhoc", self.journal, self.builder, self.runner(), policy, progress_fn

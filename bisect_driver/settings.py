@@ -81,7 +81,9 @@ class Settings:
     false_positive_rate: float = 0.0
     max_trials: int = 200
     min_rate: float | None = None
-    """Floor of a bug-carrying commit's rate; None: the reproducing end's lower bound / 6."""
+    """Floor of a bug-carrying commit's rate; None: a sixth of the reproducing end's rate."""
+    steady_rate: bool = False
+    """The user says the bug's rate does not drift along the range (core.Policy.steady)."""
     # the bisect
     good: str | None = None
     bad: str | None = None
@@ -150,6 +152,7 @@ IDENTITY = (
     "false_positive_rate",
     "max_trials",
     "min_rate",
+    "steady_rate",
 )
 """Settings that change what a run computes (besides the ends and the plug-in keys)."""
 

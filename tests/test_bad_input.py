@@ -53,6 +53,14 @@ def test_bad_values(repo, cli, tmp_path, flag, value, message):
     assert message in error_line(r.err)
 
 
+def test_steady_rate_and_min_rate_conflict(repo, cli, tmp_path):
+    """--steady-rate compares with the measured rate itself: a floor besides it is refused."""
+    r = cli(*flaky_args(repo, tmp_path / "c"), "--steady-rate", "--min-rate", "0.1")
+    assert r.status == EXIT_USAGE
+    assert "--steady-rate and --min-rate cannot be combined" in error_line(r.err)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
 def test_good_equal_bad(repo, cli, tmp_path):
     r = cli(*with_arg(flaky_args(repo, tmp_path / "c"), "--bad", repo.old))
     assert r.status == EXIT_USAGE

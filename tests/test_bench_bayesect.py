@@ -36,9 +36,10 @@ def test_the_bayesect_bench_runs_both_tools_on_one_repo(tmp_path: Path) -> None:
         timeout=1800,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| 0.5 | bisect-qemu |" in out.stdout and "| 0.5 | git-bayesect |" in out.stdout
+    for tool in ("bisect-qemu", "bisect-qemu --steady-rate", "git-bayesect"):
+        assert f"| 0.5 | {tool} |" in out.stdout, out.stdout
     (row,) = json.loads((tmp_path / "b.json").read_text())
-    for tool in ("bisect-qemu", "git-bayesect"):
+    for tool in ("bisect-qemu", "bisect-qemu --steady-rate", "git-bayesect"):
         hunt = row[tool]
         assert hunt["trials"] > 0 and hunt["commits"] > 0, (tool, hunt)
         assert hunt["found"] is None or len(hunt["found"]) == 40

@@ -116,35 +116,40 @@ def test_skips_next_to_the_answer_give_a_confirmed_set() -> None:
     assert out.exit_status == 1 and out.confidence == 0.99
 
 
+def _calibrate(*args: str) -> str:
+    """bench/calibrate_confidence.py's output with ``args``."""
+    import subprocess
+
+    bench = Path(simulate.__file__).parent
+    command = [sys.executable, str(bench / "calibrate_confidence.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
 @pytest.mark.slow
 def test_the_calibration_bench_prints_its_tables(tmp_path: Path) -> None:
     """bench/calibrate_confidence.py as documented (docs/statistics.md), at a small size."""
     import json
-    import subprocess
 
-    bench = Path(simulate.__file__).parent
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(bench / "calibrate_confidence.py"),
-            "--runs",
-            "7",
-            "--seed",
-            "4",
-            "--jobs",
-            "2",
-            "--json",
-            str(tmp_path / "c.json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    json_path = str(tmp_path / "c.json")
+    out = _calibrate("--runs", "7", "--seed", "4", "--jobs", "2", "--json", json_path)
     assert "| claims confidence >= c |" in out and "| unrelated crash next to the change |" in out
     data = json.loads((tmp_path / "c.json").read_text())
     assert len(data["runs"]) == 7 and {r["kind"] for r in data["runs"]} == set(
         calibrate_confidence.KINDS
     )
+
+
+@pytest.mark.slow
+def test_the_calibration_bench_takes_one_kind_and_the_steady_mode() -> None:
+    """--kind and --steady-rate, as docs/statistics.md runs them."""
+    out = _calibrate("--runs", "2", "--kind", "no drift", "--steady-rate")
+    assert "2 simulated hunts with --steady-rate" in out
+    rows = [
+        line
+        for line in out.splitlines()
+        if any(line.startswith(f"| {kind} |") for kind in calibrate_confidence.KINDS)
+    ]
+    assert [r.split(" | ")[0] for r in rows] == ["| no drift"], out
 
 
 def test_the_where_bench_prints_its_table() -> None:

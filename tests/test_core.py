@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import bisect_driver.verdict.core as core
 from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
 from bisect_driver.verdict.core import (
+    FIRST_ROUND_SHARE,
     Apart,
     EndsAction,
     ErrorBudget,
@@ -59,7 +60,8 @@ def test_the_core_is_pure() -> None:
 def test_the_budget_is_never_overspent(delta: float, rounds: int) -> None:
     budget = ErrorBudget(delta)
     assert sum(budget.round(t) for t in range(rounds)) <= delta
-    assert budget.anchor == budget.round(0) == delta / 2
+    assert budget.anchor == budget.round(0) == delta * FIRST_ROUND_SHARE
+    assert all(budget.round(t + 1) < budget.round(t) for t in range(rounds))
     assert abs(ErrorBudget.of(1 - delta).delta - delta) < 1e-12
 
 

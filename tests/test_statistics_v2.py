@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from bisect_driver.plugin.errors import EXIT_ENDPOINTS, EXIT_FOUND, EXIT_UNCONFIRMED
 from bisect_driver.verdict.core import ErrorBudget
 from bisect_driver.verdict.stats import (
+    FLOOR_ESTIMATE_LEVEL,
     Reference,
     Verdict,
     decide_strict,
@@ -53,11 +54,13 @@ def test_correction_rounds_never_spend_more_than_delta(rounds: int, delta: float
 
 
 @given(k=st.integers(1, 200), extra=st.integers(0, 400))
-def test_default_floor_is_a_sixth_of_a_lower_bound(k: int, extra: int) -> None:
+def test_default_floor_is_a_sixth_of_a_lower_estimate(k: int, extra: int) -> None:
+    """A sixth of the reference's median-unbiased lower estimate: below a sixth of K/m,
+    above a sixth of its 95 % lower bound (the floor before issue 18)."""
     n = k + extra
     floor = default_floor(Reference(k, n))
-    assert 0 < floor <= (k / n) / 6
-    assert math.isclose(floor, lower_bound(k, n) / 6)
+    assert lower_bound(k, n) / 6 <= floor <= (k / n) / 6
+    assert math.isclose(floor, lower_bound(k, n, FLOOR_ESTIMATE_LEVEL) / 6)
 
 
 def _run(cli, repo, tmp_path: Path, *extra: str):

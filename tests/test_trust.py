@@ -204,14 +204,17 @@ def test_corrections_that_walk_the_answer_onto_the_clean_end_claim_nothing(cli, 
     at it after the first correction (66 trials): the corrections walk the answer onto the
     fixed end itself, whose strict test rests on its quiet trials, and the revert check is
     fooled by the same background.  That answer is named, never claimed (it was claimed at
-    0.99 before)."""
+    0.99 before).  Since issue 18's decisions the hunt often stops before it walks that far
+    (a strict test at the walked-to neighbour cannot decide against the background): any
+    honest stop will do, a wrong claim never (core.walked_to_the_clean_end has its own
+    tests in test_core)."""
     shas, r, data = _hidden_background(cli, tmp_path, quiet=60)
     assert data is not None
     if data["confidence"]:
         assert data["candidate"]["commit"] == shas[8]
     else:
         assert r.status == EXIT_UNCONFIRMED, r.err
-        assert "moved the answer onto the clean end" in " ".join(data["basis"]["unconfirmed"])
+        assert data["basis"]["unconfirmed"], r.err
 
 
 def test_a_wrong_clean_verdict_next_to_an_unbuildable_commit_is_corrected(cli, tmp_path) -> None:

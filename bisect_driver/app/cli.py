@@ -181,7 +181,14 @@ def add_common(p: argparse.ArgumentParser, recipe: str, probe: str) -> None:
         type=probability,
         default=None,
         help="lowest reproduction rate a bug-carrying commit is assumed to have; the answer's"
-        " confidence holds down to it (default: the reproducing end's 95%% lower bound / 6)",
+        " confidence holds down to it (default: a sixth of the reproducing end's rate)",
+    )
+    s.add_argument(
+        "--steady-rate",
+        action="store_true",
+        help="assume the bug reproduces at the same rate at every commit that carries it (no"
+        " drift): fewer trials; a rate that does drift next to the change makes the run"
+        " claim nothing (exit 8) instead",
     )
     load_plugin("recipe", recipe).add_arguments(p.add_argument_group(f"recipe {recipe}"))
     load_plugin("probe", probe).add_arguments(p.add_argument_group(f"probe {probe}"))

@@ -217,6 +217,10 @@ def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
     recipe_cls = load_plugin("recipe", args.recipe)
     probe_cls = load_plugin("probe", args.probe)
     given = vars(args)
+    if given.get("steady_rate") and args.min_rate is not None:
+        raise UserError(
+            "--steady-rate and --min-rate cannot be combined: the steady rate is the floor"
+        )
     return Settings(
         repo=Path(args.repo).expanduser(),
         cache_dir=Path(args.cache_dir).expanduser().resolve()
@@ -236,6 +240,7 @@ def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
         false_positive_rate=args.false_positive_rate,
         max_trials=args.max_trials,
         min_rate=args.min_rate,
+        steady_rate=bool(given.get("steady_rate")),
         good=given.get("good"),
         bad=given.get("bad"),
         first_parent=bool(given.get("first_parent")),

@@ -202,6 +202,7 @@ def _hunt_and_check(ctx: RunContext, started: float, live: bool, title: str) -> 
         range_size=plan.range_size or 0,
         confidence=s.confidence,
         min_rate=s.min_rate,
+        steady_rate=s.steady_rate,
         confirm=not s.no_confirm,
         first_parent=s.first_parent,
     )

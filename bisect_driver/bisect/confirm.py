@@ -35,7 +35,10 @@ from bisect_driver.bisect.history import parents_in_range
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.store.repo import is_ancestor
 from bisect_driver.verdict.core import (
+    MAX_CAP_FACTOR,
     MAX_CORRECTIONS,
+    NEAR_REPRODUCTIONS,
+    STEADY_DRIFT_ALPHA,
     Apart,
     ErrorBudget,
     Judged,
@@ -44,6 +47,7 @@ from bisect_driver.verdict.core import (
     background_look,
     background_of,
     background_to_measure,
+    drifts_from,
     floor_after_near,
     is_correction,
     near_settled,
@@ -53,7 +57,7 @@ from bisect_driver.verdict.core import (
     walked_to_the_clean_end,
 )
 from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import Verdict, strict_trials_needed
+from bisect_driver.verdict.stats import Verdict, clean_trials_needed, strict_trials_needed
 
 CONFIRM_FACTOR = 10
 """Error target of the backport checks' verdicts: ten times the steps' own."""
@@ -145,6 +149,10 @@ def strict_tester(
     assert alpha is not None
     p = tester.policy
     cap = strict_cap(p.max_trials, floor + p.background_lo, alpha, tester.runner.jobs, p.fp > 0)
+    if p.steady:
+        # The exact test against the reference (core.verdict_of) needs what it needs.
+        need = clean_trials_needed(tester.reference(), alpha, limit=MAX_CAP_FACTOR * cap)
+        cap = max(cap, need + tester.runner.jobs)
     return tester.with_alpha(confirm_run_id(run_id), alpha, floor=floor, max_trials=cap)
 
 
@@ -299,9 +307,12 @@ def _undecided(conf: Confirmation) -> list[Check]:
     return [c for c in conf.checks if c.status is CheckStatus.NOT_RUN]
 
 
-def near_rate(tester: CommitTester, commits: list[str], floor: float) -> tuple[int, int]:
+def near_rate(
+    tester: CommitTester, commits: list[str], floor: float, steady: bool = False
+) -> tuple[int, int]:
     """Measure the bug-carrying neighbour(s) until their rate is known to be above or below
-    the floor (core.near_settled); return (k, n).
+    the floor (core.near_settled), or under --steady-rate until NEAR_REPRODUCTIONS
+    (enough to see a drift: core.drifts_from); return (k, n).
 
     The bisect stopped them at their first reproduction, which says nothing of their
     rate.  The answer's confidence assumes a bug-carrying commit next to the change
@@ -314,7 +325,11 @@ def near_rate(tester: CommitTester, commits: list[str], floor: float) -> tuple[i
         while (
             built.ok
             and built.artifact_dir is not None
-            and not near_settled(ev.reproduced, ev.counted, floor)
+            and not (
+                ev.reproduced >= NEAR_REPRODUCTIONS
+                if steady
+                else near_settled(ev.reproduced, ev.counted, floor)
+            )
             and ev.counted < tester.policy.max_trials
             and ev.trials < tester.policy.max_attempts
         ):
@@ -416,6 +431,14 @@ class Confirmer:
         conf.budget, conf.floor = self.budget.delta, self.floor
         if wrong is not None or _undecided(conf):
             return self._settle(conf, wrong, alpha, bug_side, clean_side)
+        if self.tester.policy.steady:
+            # No drift, by the user's word: the bug side is measured only to check it.
+            conf.near = near_rate(strict, bug_side, self.floor, steady=True)
+            conf, wrong = self._settle(conf, wrong, alpha, bug_side, clean_side)
+            others = self.tester.pooled_reference(without=bug_side)
+            drift = drifts_from(conf.near, others, STEADY_DRIFT_ALPHA)
+            conf.inconclusive = conf.inconclusive or drift
+            return conf, wrong
         near = near_rate(strict, bug_side, self.floor)
         check = floor_after_near(near, self.floor)
         if check.inconclusive:
@@ -504,11 +527,18 @@ class Confirmer:
         else:
             tested = ", ".join(c[:12] for c in cands)
             what = f"the set of {len(outcome.candidates)} (tested {tested})"
-        self.say(
-            f"confirming {what} (parents {', '.join(x[:12] for x in parents)}):"
-            f" strict test at floor rate {self.floor:.3g}, error <= {alpha:.2g}"
-            f" (~{strict_trials_needed(self.floor, alpha)} clean trials)"
-        )
+        if self.tester.policy.steady:
+            ref = self.tester.reference()
+            test = (
+                f"exact test against the bug-carrying commits ({ref.reproduced}/{ref.trials}),"
+                f" error <= {alpha:.2g} (~{clean_trials_needed(ref, alpha)} clean trials)"
+            )
+        else:
+            test = (
+                f"strict test at floor rate {self.floor:.3g}, error <= {alpha:.2g}"
+                f" (~{strict_trials_needed(self.floor, alpha)} clean trials)"
+            )
+        self.say(f"confirming {what} (parents {', '.join(x[:12] for x in parents)}): {test}")
 
     def _settle(
         self,

@@ -50,6 +50,7 @@ class HuntConfig:
     min_rate: float | None = None
     confirm: bool = True
     first_parent: bool = False
+    steady_rate: bool = False
 
     @property
     def budget(self) -> ErrorBudget:
@@ -144,7 +145,9 @@ def hunt(
         engine.start(config.old, config.new, ends.terms, config.first_parent)
         outcome = engine.run(step, ends.terms)
         reference = tester.reference()  # after the steps' calibration: final
-        floor, floor_source = floor_of(reference, config.min_rate)
+        floor, floor_source = floor_of(
+            tester.pooled_reference(), config.min_rate, config.steady_rate
+        )
         confirmation = None
         if not config.confirm:
             break

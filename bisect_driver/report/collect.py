@@ -38,6 +38,7 @@ from bisect_driver.report.model import (
 from bisect_driver.report.result import RunResult
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import VerdictRecord
+from bisect_driver.verdict.core import FIRST_ROUND_SHARE
 from bisect_driver.verdict.stats import SOFT_ALPHA, Verdict, clopper_pearson
 
 DECIDED = (Verdict.BUG, Verdict.CLEAN)
@@ -203,8 +204,9 @@ def confidence_of(verdicts: Sequence[VerdictRecord], result: RunResult | None) -
     if result is not None and result.confidence is not None and result.floor is not None:
         return result.confidence, (
             "1 - delta, the error budget of the strict tests of the answer's clean neighbour"
-            " (round t of corrections spends delta/2^(t+1), so all rounds together spend at"
-            f" most delta; this run's own bound: {result.error_bound:.3g}): a commit that"
+            f" (the first round spends {FIRST_ROUND_SHARE:g} delta, correction round t >= 1"
+            f" {1 - FIRST_ROUND_SHARE:.1g} delta/2^t, so all rounds together spend at most"
+            f" delta; this run's own bound: {result.error_bound:.3g}): a commit that"
             f" carries the bug at a rate of at least {result.floor:.3g} (the floor,"
             f" {result.floor_source}) would have reproduced there. The bisect's own steps"
             " are soft; a wrong one is caught by this test and corrected."

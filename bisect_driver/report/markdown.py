@@ -7,6 +7,7 @@ import json
 from bisect_driver.bisect.checks import no_independent_check
 from bisect_driver.report.model import EvidenceRow, Report, SignatureRow
 from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
+from bisect_driver.verdict.core import STEADY_SOURCE
 from bisect_driver.verdict.stats import Verdict
 
 
@@ -16,10 +17,21 @@ def basis_md(report: Report) -> list[str]:
     if b is None or b.floor is None:
         return []
     (k, n), (fk, fn) = b.near, b.far
+    if b.floor_source.startswith(STEADY_SOURCE):
+        assumption = (
+            "- Assumption (`--steady-rate`): one change of behaviour in the range, and every"
+            " commit that carries the bug reproduces at the same rate (at least"
+            f" **{b.floor:.3g}**, the 95 % lower bound over the commits judged to carry it):"
+            " the strict test is Fisher's exact test against their trials."
+        )
+    else:
+        assumption = (
+            f"- Assumption: one change of behaviour in the range, and every commit that carries"
+            f" the bug reproduces at a rate of at least **{b.floor:.3g}** (the floor:"
+            f" {b.floor_source}; `--min-rate` sets it)."
+        )
     out = [
-        f"- Assumption: one change of behaviour in the range, and every commit that carries"
-        f" the bug reproduces at a rate of at least **{b.floor:.3g}** (the floor:"
-        f" {b.floor_source}; `--min-rate` sets it).",
+        assumption,
         f"- Rate at the bug-carrying commit(s) next to the answer: {k}/{n}"
         + (f" ({k / n:.2f})" if n else "")
         + f"; at the far (reproducing) end: {fk}/{fn}"

@@ -42,6 +42,13 @@ from bisect_driver.verdict.stats import (
     upper_bound,
 )
 
+FIRST_ROUND_SHARE = 0.8
+"""Share of ``delta`` the first confirmation round's strict test spends; later rounds split
+the rest, halving (``(1 - share) * delta / 2^t``), so any number of rounds spends at most
+``delta``.  Most hunts end in the first round: spending 0.8 delta there instead of 0.5 cuts
+its strict test by ln(1/0.008) / ln(1/0.005) = 0.91 (issue 18); a correction round costs
+more instead, and corrections are what the steps' soft verdicts make rare."""
+
 # -- the error budget -------------------------------------------------------------------
 
 
@@ -49,9 +56,10 @@ from bisect_driver.verdict.stats import (
 class ErrorBudget:
     """``delta = 1 - confidence``: the chance the run may be wrong, spent in one place.
 
-    The strict tests of all confirmation rounds together spend at most ``delta`` (round
-    ``t`` spends ``delta / 2^(t+1)``, a union bound however many corrections happen); the
-    clean end's anchor is held to the first round's share."""
+    The strict tests of all confirmation rounds together spend at most ``delta`` (round 0
+    spends FIRST_ROUND_SHARE of it, round ``t >= 1`` ``(1 - share) delta / 2^t``: a union
+    bound however many corrections happen); telling the ends apart and the checks of the
+    answer and the clean end's anchor are held to the first round's share."""
 
     delta: float
 
@@ -65,11 +73,14 @@ class ErrorBudget:
 
     def round(self, index: int) -> float:
         """The strict test's error target in confirmation round ``index`` (0-based)."""
-        return self.delta / 2.0 ** (index + 1)
+        if index == 0:
+            return self.delta * FIRST_ROUND_SHARE
+        return self.delta * (1.0 - FIRST_ROUND_SHARE) / 2.0**index
 
     @property
     def anchor(self) -> float:
-        """Error target of the clean end's anchor (and of telling the ends apart)."""
+        """Error target of the clean end's anchor, of telling the ends apart and of the
+        checks of the answer."""
         return self.round(0)
 
 
@@ -103,6 +114,10 @@ class Policy:
     ``fp`` and ``background_lo`` are bounds of, at this policy's level (:func:`at_level`)."""
     fp_given: float = 0.0
     """The user's --false-positive-rate, the least ``fp`` is."""
+    steady: bool = False
+    """--steady-rate: every commit that carries the bug reproduces at the reproducing end's
+    rate (no drift).  The strict test is then Fisher's exact test against that end's trials
+    (:func:`verdict_of`), not the floor test at a sixth of its rate."""
 
     @property
     def max_attempts(self) -> int:
@@ -118,6 +133,7 @@ def run_policy(
     fp: float = 0.0,
     min_rate: float | None = None,
     background: tuple[int, int] = (0, 0),
+    steady: bool = False,
 ) -> Policy:
     """The policy a run's steps decide under, from its settings (the driver, the step
     processes and the simulator all build it here): soft steps at ``alpha``, the anchor
@@ -131,6 +147,7 @@ def run_policy(
             max_trials=max_trials,
             strict_alpha=None if min_rate else budget.anchor,
             anchor_alpha=budget.anchor,
+            steady=steady,
         ),
         background,
     )
@@ -228,12 +245,37 @@ def trial_cap(policy: Policy, ref: Reference) -> int:
 
 def verdict_of(ev_k: int, ev_n: int, ref: Reference, policy: Policy) -> Decision:
     """The test a commit is judged by: strict against the floor (plus the background) in a
-    confirmation, soft against the reference in a bisect step."""
+    confirmation, soft against the reference in a bisect step.  Under --steady-rate the
+    strict test is the steps' exact test against the reference at the strict error target:
+    with no drift the clean neighbour, were it carrying the bug, would reproduce at the
+    reference's own rate, and Fisher's test holds whatever that rate is.  With a background
+    the exact test cannot tell the bug from it: the floor test then, at the steady floor
+    (the pooled rate's 95 % lower bound, which counts the background already)."""
+    if policy.floor is not None and policy.steady and not policy.background[0]:
+        return decide(ev_k, ev_n, ref, policy.alpha, policy.fp)
     if policy.floor is not None:
-        return decide_strict(
-            ev_k, ev_n, policy.floor + policy.background_lo, policy.alpha, policy.fp
-        )
+        # A steady floor is the pooled rate's bound, background included already.
+        extra = 0.0 if policy.steady else policy.background_lo
+        return decide_strict(ev_k, ev_n, policy.floor + extra, policy.alpha, policy.fp)
     return decide(ev_k, ev_n, ref, policy.alpha, policy.fp)
+
+
+def fresh_trials(step_reproduced: int, step_counted: int) -> tuple[int, int]:
+    """The trials a strict test leaves out at a commit a bisect step judged CLEAN: those of
+    the step (its recorded counts).
+
+    The bisect *chose* that commit for the strict test because its trials looked clean:
+    of the few bug-carrying commits a hunt visits, the one whose first trials happened to
+    show nothing becomes the answer's clean neighbour.  A strict test that went on counting
+    those trials would inherit the selection: at the rate it tests for, its error is the
+    chance that *any* visited bug-carrying commit stays clean that long, about as many
+    times alpha as the hunt visits such commits.  Measured: with --steady-rate (the test at
+    the reference's own rate) 3 of 100 constant-rate hunts claimed a wrong commit at 0.99,
+    each at a commit whose soft trials and strict trials were one clean run of 28.  On fresh
+    trials the strict test's error is its own, whichever commit the bisect chose; it costs
+    the step's trials once more at that one commit (about a twelfth of the strict test by
+    default, half of it under --steady-rate)."""
+    return step_reproduced, step_counted
 
 
 def judge_next(
@@ -256,11 +298,17 @@ def judge_next(
         reason = f"{Reason.UNDECIDED} {counted} counted of {trials} trials"
         return Step(Next.DECIDED, Verdict.SKIP, decision.error, reason)
     if (
-        policy.floor is None
+        (policy.floor is None or policy.steady)
         and reproduced == 0
         and can_calibrate
         and ref.trials < policy.max_trials * 2
-        and calibration_pays(ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha)
+        and calibration_pays(
+            ref,
+            policy.alpha,
+            clean_tests_left,
+            strict_alpha=policy.strict_alpha,
+            steady=policy.steady,
+        )
     ):
         return Step(Next.CALIBRATE, error=decision.error)
     return Step(Next.TRIALS, error=decision.error)
@@ -419,8 +467,13 @@ def ends_next(
     """One decision about the ends, from (reproduced, counted, trials) at each.
 
     The end that reproduces carries the bug; the other is CLEAN only as an anchor
-    (stats.decide_anchor).  ``background`` (lower, upper) is the failure rate the ends
-    were shown to differ by (:func:`tell_apart`): the clean end may fail at that rate."""
+    (stats.decide_anchor).  The anchor is kept although the strict test judges the clean end
+    anyway if the answer lands next to it: without it the clean end is CLEAN after a few
+    trials, and a failure of its own that shows later (a fix hunt's old bug at one end, a
+    regression's crash at the other) never shows, and the run hunts whichever end failed
+    first (tests/test_anchors.py; issue 18 measured the anchor at ~5 % of a low-rate hunt).
+    ``background`` (lower, upper) is the failure rate the ends were shown to differ by
+    (:func:`tell_apart`): the clean end may fail at that rate."""
     anchor_alpha = min(policy.alpha, policy.anchor_alpha or policy.alpha)
     fp = max(policy.fp, background[1])
     (ko, no, to), (kn, nn, tn) = old, new
@@ -463,7 +516,11 @@ def ends_next(
             )
         clean_side = "new" if bug_old else "old"
         pays = calibration_pays(
-            ref, policy.alpha, clean_tests_left, strict_alpha=policy.strict_alpha
+            ref,
+            policy.alpha,
+            clean_tests_left,
+            strict_alpha=policy.strict_alpha,
+            steady=policy.steady,
         )
         bug_t = old[2] if bug_old else new[2]
         if pays and not exhausted(bn, bug_t):
@@ -491,13 +548,52 @@ NEAR_MAX_REPRODUCTIONS = 10
 strict test's floor is lowered to the measured lower bound instead."""
 
 
-def floor_of(reference: Reference, min_rate: float | None) -> tuple[float, str]:
-    """The floor rate the answer's confidence assumes, and where it came from."""
+STEADY_SOURCE = "--steady-rate"
+"""How a steady-rate run's floor source starts (the report words its assumption so)."""
+
+
+def floor_of(
+    reference: Reference, min_rate: float | None, steady: bool = False
+) -> tuple[float, str]:
+    """The floor rate the answer's confidence assumes, and where it came from.
+
+    Under --steady-rate there is no floor to assume: the strict test compares with the
+    reference itself (:func:`verdict_of`); the number is its 95 % lower bound, for the
+    report and for the check that the rate next to the change does not drift away."""
+    if steady:
+        return lower_bound(reference.reproduced, reference.trials), (
+            f"{STEADY_SOURCE}: every bug-carrying commit reproduces at the same rate"
+            f" ({reference.reproduced}/{reference.trials} over those judged to carry it; this"
+            " is its 95% lower bound), so the strict test is Fisher's exact test against"
+            " those trials"
+        )
     if min_rate is not None:
         return min_rate, "--min-rate"
     return default_floor(reference), (
-        f"the reproducing end's 95% lower bound ({reference.reproduced}/{reference.trials})"
-        f" / {FLOOR_FACTOR:g}"
+        f"a sixth of the bug's rate over the commits judged to carry it"
+        f" ({reference.reproduced}/{reference.trials}, its median-unbiased estimate"
+        f" / {FLOOR_FACTOR:g})"
+    )
+
+
+STEADY_DRIFT_ALPHA = 0.01
+"""Under --steady-rate the bug-side neighbour, measured to NEAR_REPRODUCTIONS, is drift
+when it reproduces less often than the reference at this level: a false alarm costs a
+claim (exit 8), a missed drift can cost a wrong one."""
+
+
+def drifts_from(near: tuple[int, int], reference: Reference, alpha: float) -> str | None:
+    """Under --steady-rate: does the bug-side neighbour reproduce significantly less often
+    than the reproducing end (Fisher's test at ``alpha``)?  Then the rate drifts, the
+    strict test's assumption fails, and the run says so instead of claiming (None when
+    nothing speaks against it)."""
+    k, n = near
+    if not n or clean_p_value(k, n, reference) > alpha:
+        return None
+    return (
+        f"the bug-carrying commits next to the change reproduce {k}/{n}, significantly less"
+        f" often than the reproducing end ({reference.reproduced}/{reference.trials}): the"
+        " rate drifts, which --steady-rate rules out; run without it"
     )
 
 

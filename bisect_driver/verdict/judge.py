@@ -12,7 +12,7 @@ evidence, runs the batches it asks for and records the verdict.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from bisect_driver.build.builder import Builder, BuildOutcome
@@ -27,6 +27,7 @@ from bisect_driver.verdict.core import (
     Reason,
     at_level,
     background_message,
+    fresh_trials,
     judge_next,
     reference_commit,
     trial_cap,
@@ -82,11 +83,35 @@ class CommitTester:
         tests/test_statistics.py).  The reference grows instead by topping up
         the endpoint while that pays (:meth:`top_up_reference`).
         """
+        if self.policy.steady:
+            return self.pooled_reference(exclude)
         commit = self.reference_commit()
         if commit is None or commit == exclude:
             return Reference(0, 0)
         ev = self.runner.evidence(commit)
         return Reference(ev.reproduced, ev.counted)
+
+    def pooled_reference(
+        self, exclude: str | None = None, without: Collection[str] = ()
+    ) -> Reference:
+        """The bug's rate over every commit judged to carry it: the default floor's
+        estimate, and under --steady-rate (every such commit reproduces at the same rate)
+        the reference itself, growing as the hunt goes on.
+
+        Trials that stop at a reproduction overstate the rate: a step stops at its first,
+        the bug-side neighbour at its third, the reproducing end once it has three (inverse
+        sampling: s reproductions in N trials estimate the rate at s/N, about s/(s-1) times
+        too high).  So the pool counts one reproduction and one trial less: (s-1)/(N-1),
+        Haldane's unbiased estimate for inverse sampling.  (One less per commit instead
+        would count a step's single reproduction as none at all: measured, that nearly
+        doubled a low-rate hunt's strict test.)"""
+        k = n = 0
+        for v in self.journal.verdicts(self.reference_run):
+            if v.verdict != Verdict.BUG or v.commit == exclude or v.commit in without:
+                continue
+            ev = self.runner.evidence(v.commit)
+            k, n = k + ev.reproduced, n + ev.counted
+        return Reference(k - 1, n - 1) if k > 1 else Reference(k, n)
 
     def calibrate_reference(self) -> bool:
         """Run a batch at the reference commit (core.judge_next asked for it); False when
@@ -159,6 +184,7 @@ class CommitTester:
                     background_lo=self.policy.background_lo,
                     background=self.policy.background,
                     fp_given=self.policy.fp_given,
+                    steady=self.policy.steady,
                 )
             ),
             self.progress,
@@ -166,6 +192,18 @@ class CommitTester:
         other.reference_run = self.reference_run
         other.clean_tests_left = 1.0
         return other
+
+    def chosen_by(self, commit: str) -> tuple[int, int]:
+        """(reproduced, counted) of the trials that chose ``commit`` for a strict test:
+        those of a step's CLEAN verdict there.  The strict test counts only the trials after
+        them (core.fresh_trials says why); (0, 0) for the steps' own tester and for commits
+        no step cleared (the revert check, backports)."""
+        if self.policy.floor is None or self.run_id == self.reference_run:
+            return 0, 0
+        step = self.journal.verdict(self.reference_run, commit)
+        if step is None or step.verdict != Verdict.CLEAN:
+            return 0, 0
+        return fresh_trials(step.reproduced, step.trials)
 
     def judge(self, commit: str) -> VerdictRecord:
         """The verdict of ``commit`` for this run: recorded, or decided now."""
@@ -178,12 +216,13 @@ class CommitTester:
             why = f"{Reason.BUILD}{built.record.status}: {built.record.detail}".strip()
             return self.record(ev, Verdict.SKIP, 1.0, why)
         can_calibrate = True
+        k0, n0 = self.chosen_by(commit)
         while True:
             ref = self.reference(exclude=commit)
             step = judge_next(
-                ev.reproduced,
-                ev.counted,
-                ev.trials,
+                ev.reproduced - k0,
+                ev.counted - n0,
+                max(0, ev.trials - n0),
                 ref,
                 self.policy,
                 clean_tests_left=self.clean_tests_left,

@@ -181,7 +181,7 @@ def decide_anchor(
     cap: int = 200,
 ) -> Decision:
     """The clean end's verdict: :func:`decide` at the steps' ``alpha``, CLEAN only after
-    :func:`anchor_trials` at ``anchor_alpha`` (the run's delta / 2).
+    :func:`anchor_trials` at ``anchor_alpha`` (the first round's share of the run's delta).
 
     Why not the Fisher test itself at ``anchor_alpha``: at low rates it needs more than
     --max-trials (a simulation of 1200 runs turned 22 more of them into "ends alike",
@@ -221,6 +221,7 @@ def calibration_pays(
     clean_tests_left: float,
     look: int = 8,
     strict_alpha: float | None = None,
+    steady: bool = False,
 ) -> bool:
     """Should the reproducing endpoint get more reference trials?
 
@@ -241,9 +242,16 @@ def calibration_pays(
         clean_trials_needed(ref.plus(low + 1, look), alpha)
     )
     saved = (now - after) * clean_tests_left
-    if strict_alpha is not None:
-        # The floor is the reference's lower bound / FLOOR_FACTOR: a tighter bound makes
-        # the confirmation's strict test shorter too.
+    if strict_alpha is not None and steady:
+        # --steady-rate: the strict test is the exact test against the reference itself.
+        strict_now = clean_trials_needed(ref, strict_alpha)
+        strict_after = (1 - frac) * clean_trials_needed(ref.plus(low, look), strict_alpha) + (
+            frac * clean_trials_needed(ref.plus(low + 1, look), strict_alpha)
+        )
+        saved += strict_now - strict_after
+    elif strict_alpha is not None:
+        # The floor is a sixth of the reference's rate: a tighter estimate makes the
+        # confirmation's strict test shorter too.
         strict_now = strict_trials_needed(default_floor(ref), strict_alpha)
         strict_after = (1 - frac) * strict_trials_needed(
             default_floor(ref.plus(low, look)), strict_alpha
@@ -292,17 +300,28 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 # -- Statistics v2: soft steps, one strict test against a floor --------------------------
 
-SOFT_ALPHA = 0.05
+SOFT_ALPHA = 0.1
 """Error target of a bisect step's CLEAN verdict.  Steps may be wrong: a wrong CLEAN
 sends git to a candidate that still carries the bug, which the strict confirmation
 catches (it reproduces) and corrects.  Only the confirmation's strict test spends the
-answer's error budget (docs/statistics.md, "Statistics v2")."""
+answer's error budget (docs/statistics.md, "Statistics v2").  0.1, not 0.05 (issue 18): a
+CLEAN step then needs ln 10 / ln 20 = 0.77 of the trials, and the rare wrong one costs a
+correction the strict test finds within a few trials."""
 
 FLOOR_FACTOR = 6.0
-"""Default floor = (lower 95 % bound of the reproducing end's rate) / FLOOR_FACTOR: the
+"""Default floor = (the reproducing end's rate, FLOOR_ESTIMATE_LEVEL) / FLOOR_FACTOR: the
 commits next to the change may reproduce six times less often than the far end."""
 
 FLOOR_LEVEL = 0.95
+"""Level of the bounds the decisions quote (a background, the rate next to the change)."""
+FLOOR_ESTIMATE_LEVEL = 0.5
+"""Level of the far end's rate the default floor takes a sixth of: its median-unbiased
+lower estimate (Clopper-Pearson at 50 %, a little below K/m), not its 95 % lower bound.
+The 95 % bound made the floor about a twelfth of the true rate at low rates, where the far
+end shows few reproductions, and the strict test twice as long as excluding a sixth needs
+(issue 18).  The floor is what the answer assumes, not a bound it must hold: a drift deeper
+than it assumes is caught where it matters, next to the change (core.floor_after_near
+lowers the floor to the bug-side neighbour's 95 % lower bound)."""
 
 
 def binom_cdf(k: int, n: int, p: float) -> float:
@@ -335,8 +354,9 @@ def upper_bound(k: int, n: int, level: float = FLOOR_LEVEL) -> float:
 
 
 def default_floor(ref: Reference, factor: float = FLOOR_FACTOR) -> float:
-    """The lowest rate a bug-carrying commit is assumed to have, from the reference."""
-    return lower_bound(ref.reproduced, ref.trials) / factor
+    """The lowest rate a bug-carrying commit is assumed to have, from the reference: a
+    sixth of its rate's median-unbiased estimate (FLOOR_ESTIMATE_LEVEL)."""
+    return lower_bound(ref.reproduced, ref.trials, FLOOR_ESTIMATE_LEVEL) / factor
 
 
 def floor_p_value(k: int, n: int, floor: float) -> float:
