@@ -117,7 +117,8 @@ def test_a_fix_that_applies_directly_is_verified_and_delivered(cli, tmp_path: Pa
     assert [c["commit"] for c in b["series"]] == [fix]
     assert b["verified"], b
     ref, fixed = b["trials"]
-    assert ref["verdict"] == "bug" and fixed["verdict"] == "clean" and fixed["error"] <= 0.005
+    assert ref["verdict"] == "bug" and fixed["verdict"] == "clean"
+    assert fixed["error"] <= 0.008  # held to the first round's share, 0.8 delta
     assert check(data, "backport fixes")["status"] == "PASS"
     out = Path(b["out_dir"])
     patches = sorted(out.glob("0*.patch"))
