@@ -118,7 +118,7 @@ def test_all_checks_pass_with_verified_backport(make_flaky, cli, tmp_path):
     assert status_of(data, "candidate's binary differs") == "PASS"
     assert status_of(data, "backport applies") == "PASS"
     assert status_of(data, "backport fixes") == "PASS"
-    # v2: the strict test of the clean neighbour spends delta / 2 in its first round
+    # v2: the strict test of the clean neighbour spends 0.8 delta in its first round
     assert data["confirmed"] and data["confidence"] >= 0.99
 
 

@@ -3,7 +3,7 @@
 ``patch --fuzz 3`` "applies" the QEMU fix onto 1.0 by putting the hunk into the wrong
 function; only a build and the probe tell.  Each tree is judged by the confirmation's
 strict tester (bisect.confirm.strict_tester): CLEAN means a bug reproducing at the run's
-floor rate would have shown with probability 1 - delta/2, the same standard as the
+floor rate would have shown with probability 1 - 0.8 delta, the same standard as the
 answer's own confirmation.  The evidence:
 
 - REF reproduces (else there is nothing to fix there, or the probe cannot see it);

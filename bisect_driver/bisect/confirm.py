@@ -10,8 +10,9 @@ budget goes to a strict test of that clean neighbour against the *floor* rate
 (stats.decide_strict): CLEAN only if a bug reproducing at the floor rate would
 have shown.  When it reproduces instead, its verdict is corrected in the
 journal and in the bisect log, the log is replayed with `git bisect replay`,
-and `git bisect run` goes on; round t spends delta / 2^(t+1) of the budget
-(core.ErrorBudget.round), so any number of corrections stays within it.
+and `git bisect run` goes on; round 0 spends 0.8 delta of the budget, round
+t >= 1 0.2 delta / 2^t (core.ErrorBudget.round), so any number of corrections stays
+within it.
 
 The bug-carrying neighbour is topped up to NEAR_REPRODUCTIONS reproductions so
 the report can show the rate next to the change, flag drift from the far end,

@@ -7,7 +7,7 @@ trials while they pay for themselves (see verdict.calibration_pays).
 
 The ends anchor everything after them and are never re-tested, so the clean end is
 CLEAN only after enough trials that a failure half as frequent as the bug would have
-shown there with probability 1 - delta/2 (stats.anchor_trials, stats.decide_anchor): a
+shown there with probability 1 - 0.8 delta (stats.anchor_trials, stats.decide_anchor): a
 fixed end that in truth fails differently is then caught as an ambiguous bug instead of
 silently turning the hunt around.
 
