@@ -234,29 +234,25 @@ def calibration_pays(
     """
     if ref.reproduced < MIN_REFERENCE_REPRODUCTIONS:
         return True
-    now = clean_trials_needed(ref, alpha)
     expected = ref.rate * look
     low = int(expected)
     frac = expected - low
-    after = (1 - frac) * clean_trials_needed(ref.plus(low, look), alpha) + frac * (
-        clean_trials_needed(ref.plus(low + 1, look), alpha)
-    )
-    saved = (now - after) * clean_tests_left
-    if strict_alpha is not None and steady:
-        # --steady-rate: the strict test is the exact test against the reference itself.
-        strict_now = clean_trials_needed(ref, strict_alpha)
-        strict_after = (1 - frac) * clean_trials_needed(ref.plus(low, look), strict_alpha) + (
-            frac * clean_trials_needed(ref.plus(low + 1, look), strict_alpha)
-        )
-        saved += strict_now - strict_after
-    elif strict_alpha is not None:
-        # The floor is a sixth of the reference's rate: a tighter estimate makes the
-        # confirmation's strict test shorter too.
-        strict_now = strict_trials_needed(default_floor(ref), strict_alpha)
-        strict_after = (1 - frac) * strict_trials_needed(
-            default_floor(ref.plus(low, look)), strict_alpha
-        ) + frac * strict_trials_needed(default_floor(ref.plus(low + 1, look)), strict_alpha)
-        saved += strict_now - strict_after
+
+    def saving(cost: Callable[[Reference], float]) -> float:
+        """What ``look`` more reference trials are expected to save of ``cost``."""
+        after = (1 - frac) * cost(ref.plus(low, look)) + frac * cost(ref.plus(low + 1, look))
+        return cost(ref) - after
+
+    saved = saving(lambda r: clean_trials_needed(r, alpha)) * clean_tests_left
+    if strict_alpha is not None:
+        # A better reference shortens the confirmation's strict test too: under
+        # --steady-rate the exact test against it, otherwise the floor test at a sixth of
+        # its rate.
+        a_s = strict_alpha
+        if steady:
+            saved += saving(lambda r: clean_trials_needed(r, a_s))
+        else:
+            saved += saving(lambda r: strict_trials_needed(default_floor(r), a_s))
     return saved > look
 
 
