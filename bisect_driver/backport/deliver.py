@@ -4,6 +4,12 @@ What a maintainer takes away: ``git format-patch`` files of the series (each mes
 with ``(cherry picked from commit ...)``, each keeps its author), the same as one mbox for
 ``git am`` or ``--backport-patch``, and VERIFY.md: what was verified, with the trial
 counts and error bounds, and the commands that reproduce it.
+
+A machine-adapted candidate that passed is delivered as ``adapted-N.patch``: a ``git
+format-patch`` file whose message says it is machine-adapted, from which commit, and what was
+moved or renamed; between its ``---`` line and the diff (text ``git am`` and ``git apply``
+skip) what was verified and the commands of VERIFY.md.  Candidates that did not pass are
+shown in the report, never delivered.
 """
 
 from __future__ import annotations
@@ -44,6 +50,14 @@ def deliver(
         if p.status == "PASS":
             # The verified hand-made backport is a deliverable too, beside the series.
             shutil.copyfile(p.path, out / f"verified-{Path(p.path).name}")
+    for c in result.candidates:
+        if c.status == "PASS" and c.commit:
+            path = out / c.name
+            mbox = str(repo.git.format_patch("--stdout", f"{result.ref_sha}..{c.commit}"))
+            path.write_text(mbox + "\n")
+            notes = adapted_notes(result, c.detail, path, command, probe_options or [])
+            path.write_text(with_notes(mbox, notes) + "\n")
+            c.file = str(path)
     (out / "VERIFY.md").write_text(verify_text(result, out, command, probe_options or []))
     return out
 
@@ -68,35 +82,67 @@ def verify_text(result: BackportResult, out: Path, command: str, probe_options: 
         lines += ["", f"Verified: {'yes' if result.verified else 'NO'}. {result.verify_detail}"]
     for p in result.patches:
         lines += ["", f"Hand-made patch {p.path}: **{p.status}**: {p.detail}"]
+    if result.adapt_status:
+        lines += ["", f"Machine-adapted candidates: {result.adapt_detail}."]
+        lines += [f"- {c.name}: **{c.status}**: {c.detail}" for c in result.candidates]
     files = [out / "series.mbox"] if (out / "series.mbox").exists() else []
-    files += sorted(out.glob("verified-*"))
+    files += sorted(out.glob("verified-*")) + sorted(out.glob("adapted-*.patch"))
     if not files:
-        lines += ["", "Nothing verified to reproduce: no series applies and no hand-made patch"]
-        lines += ["passed (see the report's backport section).", ""]
+        lines += ["", "Nothing verified to reproduce: no series applies and no hand-made or"]
+        lines += ["adapted patch passed (see the report's backport section).", ""]
         return "\n".join(lines)
-    work = f"../backport-{safe_name(ref)}"
-    opts = (" " + shlex.join(probe_options)) if probe_options else ""
     for f in files:
-        patch = shlex.quote(str(f.resolve()))
-        if is_mbox(f.read_text(errors="replace")):
-            apply = f"git -C {work} am {patch}"
-        else:
-            apply = f"git -C {work} apply --index {patch} && git -C {work} commit -qm backport"
         lines += ["", f"## Reproduce: {f.name}", "", "By hand, in a clone of your repository:"]
-        lines += [
-            "",
-            "```sh",
-            f"git worktree add --detach {work} {shlex.quote(ref)}",
-            apply,
-            f"bisect-qemu probe --repo {work} HEAD -n 60{opts}   # expect 0 reproduced",
-            f"bisect-qemu probe {shlex.quote(ref)} -n 60{opts}   # expect reproductions",
-            "```",
-            "",
-            "Or let bisect-qemu verify it again (builds and trials are cached):",
-            "",
-            "```sh",
-            f"{command} --backport-onto {shlex.quote(ref)} --backport-patch {patch}",
-            "```",
-        ]
+        lines += ["", *reproduce_commands(ref, f, command, probe_options)]
     lines.append("")
     return "\n".join(lines)
+
+
+def reproduce_commands(ref: str, f: Path, command: str, probe_options: list[str]) -> list[str]:
+    """The commands that check ``f`` onto ``ref`` by hand, then with bisect-qemu again."""
+    work = f"../backport-{safe_name(ref)}"
+    opts = (" " + shlex.join(probe_options)) if probe_options else ""
+    patch = shlex.quote(str(f.resolve()))
+    if is_mbox(f.read_text(errors="replace")):
+        apply = f"git -C {work} am {patch}"
+    else:
+        apply = f"git -C {work} apply --index {patch} && git -C {work} commit -qm backport"
+    return [
+        "```sh",
+        f"git worktree add --detach {work} {shlex.quote(ref)}",
+        apply,
+        f"bisect-qemu probe --repo {work} HEAD -n 60{opts}   # expect 0 reproduced",
+        f"bisect-qemu probe {shlex.quote(ref)} -n 60{opts}   # expect reproductions",
+        "```",
+        "",
+        "Or let bisect-qemu verify it again (builds and trials are cached):",
+        "",
+        "```sh",
+        f"{command} --backport-onto {shlex.quote(ref)} --backport-patch {patch}",
+        "```",
+    ]
+
+
+def adapted_notes(
+    result: BackportResult, detail: str, path: Path, command: str, probe_options: list[str]
+) -> list[str]:
+    """What an adapted patch carries below its ``---``: verified how, reproduced how."""
+    return [
+        "MACHINE-ADAPTED by bisect-qemu: not the upstream commit; see the message above for",
+        "where each hunk went and which names were written the old way.",
+        f"Verified onto {result.ref} ({result.ref_sha[:12]}): {detail}.",
+        "Reproduce (as in VERIFY.md):",
+        *[
+            x
+            for x in reproduce_commands(result.ref, path, command, probe_options)
+            if x != "```sh" and x != "```"
+        ],
+        "",
+    ]
+
+
+def with_notes(mbox: str, notes: list[str]) -> str:
+    """``mbox`` with ``notes`` right after its ``---`` line (``git am`` drops that text)."""
+    lines = mbox.split("\n")
+    at = lines.index("---") + 1 if "---" in lines else 0
+    return "\n".join([*lines[:at], *notes, *lines[at:]])

@@ -94,6 +94,53 @@ class PatchResult:
 
 
 @dataclass
+class Mapping:
+    """A symbol REF lacks, written the old way: ``commit`` converted ``old`` into ``name``."""
+
+    name: str
+    old: str
+    commit: str
+    subject: str
+    sites: int
+    """Call sites ``commit`` converted (the evidence that it was mechanical)."""
+
+
+@dataclass
+class Placement:
+    """Where one hunk of the fix went in a candidate, beside the hunk as the fix has it."""
+
+    path: str
+    header: str
+    """The fix's ``@@ ... @@`` line (it names the function)."""
+    where: str
+    original: str
+    """The hunk as the fix has it (header and lines)."""
+
+
+@dataclass
+class Candidate:
+    """A machine-adapted backport of the fix onto REF, and what building and probing it said."""
+
+    number: int
+    placements: list[Placement] = field(default_factory=list)
+    mappings: list[Mapping] = field(default_factory=list)
+    diff: str = ""
+    """REF -> the candidate (``git diff``)."""
+    commit: str | None = None
+    """REF + the candidate, committed in the tool's checkout."""
+    status: str = "not run"
+    """PASS | does not apply | does not build | does not fix | not run | not tried."""
+    detail: str = ""
+    trial: Trial | None = None
+    file: str | None = None
+    """``adapted-N.patch`` in backport/REF/ (a PASS only)."""
+
+    @property
+    def name(self) -> str:
+        return f"adapted-{self.number}.patch"
+
+
+@dataclass
 class BackportResult:
     ref: str
     ref_sha: str
@@ -114,6 +161,11 @@ class BackportResult:
     patches: list[PatchResult] = field(default_factory=list)
     out_dir: str | None = None
     """Where the format-patch files and VERIFY.md were written."""
+    adapt_status: str = ""
+    """Why adapted candidates were (not) made: "" when not needed (a series applies),
+    "candidates", or "cannot be adapted"."""
+    adapt_detail: str = ""
+    candidates: list[Candidate] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,4 +202,20 @@ class BackportResult:
                 for p in data.get("patches", [])
             ],
             out_dir=data.get("out_dir"),
+            adapt_status=data.get("adapt_status", ""),
+            adapt_detail=data.get("adapt_detail", ""),
+            candidates=[
+                Candidate(
+                    number=c["number"],
+                    placements=[Placement(**p) for p in c.get("placements", [])],
+                    mappings=[Mapping(**m) for m in c.get("mappings", [])],
+                    diff=c.get("diff", ""),
+                    commit=c.get("commit"),
+                    status=c.get("status", "not run"),
+                    detail=c.get("detail", ""),
+                    trial=trial(c.get("trial")),
+                    file=c.get("file"),
+                )
+                for c in data.get("candidates", [])
+            ],
         )

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import git
 
+from bisect_driver.backport.adapt import adapt
 from bisect_driver.backport.deliver import deliver
 from bisect_driver.backport.model import BackportResult
 from bisect_driver.backport.series import find_series
-from bisect_driver.backport.verify import judge_tree, summary, verify_patch, verify_series
+from bisect_driver.backport.verify import (
+    judge_tree,
+    summary,
+    verify_candidates,
+    verify_patch,
+    verify_series,
+)
 from bisect_driver.bisect.checks import Check, CheckStatus
 from bisect_driver.plugin.errors import UserError
 from bisect_driver.store.repo import Checkout, resolve
@@ -96,6 +103,17 @@ def one_ref(
         result.trials = verify_series(tester, ref, sha, series.head, series.without_fix)
         result.verified, result.verify_detail = summary(result.trials)
     ref_trial = next((t for t in result.trials if t.commit == sha), None)
+    if series.status != "applies":
+        # Neither the fix nor a short series applies: the backporter's mechanical steps.
+        adaptation = adapt(checkout, ref, sha, candidate)
+        result.adapt_status, result.adapt_detail = adaptation.status, adaptation.detail
+        result.candidates = adaptation.candidates
+        if adaptation.candidates and not verify:
+            for c in adaptation.candidates:
+                c.detail = "not verified (--no-verify-backport)"
+        elif adaptation.candidates:
+            ref_trial = ref_trial or judge_tree(tester, ref, sha, Verdict.BUG)
+            verify_candidates(tester, ref_trial, ref, adaptation.candidates)
     if patches and ref_trial is None:
         ref_trial = judge_tree(tester, ref, sha, Verdict.BUG)
     for path in patches:
@@ -134,9 +152,25 @@ def checks_of(result: BackportResult, verify: bool) -> list[Check]:
         if not result.verified and any(t.verdict == Verdict.SKIP for t in result.trials):
             fixes.status = CheckStatus.NOT_RUN
     checks = [applies, fixes]
+    if result.adapt_status:
+        checks.append(adapted_check(result))
     for p in result.patches:
         status = {"PASS": CheckStatus.PASS, "FAIL": CheckStatus.FAIL}.get(
             p.status, CheckStatus.NOT_RUN
         )
         checks.append(Check(f"backport patch {Path(p.path).name} onto {ref}", status, p.detail))
     return checks
+
+
+def adapted_check(result: BackportResult) -> Check:
+    """PASS when a machine-adapted candidate built and probed clean; FAIL when every one
+    tried did not; not run when none could be made (why) or none was built."""
+    name = f"adapted backport onto {result.ref}"
+    passed = [c for c in result.candidates if c.status == "PASS"]
+    if passed:
+        return Check(name, CheckStatus.PASS, f"{passed[0].name}: {passed[0].detail}")
+    if not result.candidates:
+        return Check(name, CheckStatus.NOT_RUN, f"cannot be adapted: {result.adapt_detail}")
+    tried = [c for c in result.candidates if c.status in ("does not build", "does not fix")]
+    why = "; ".join(f"{c.name}: {c.status}" for c in result.candidates)
+    return Check(name, CheckStatus.FAIL if tried else CheckStatus.NOT_RUN, why)

@@ -10,6 +10,9 @@ answer's own confirmation.  The evidence:
 - REF + prerequisites without the fix still reproduces, when there are prerequisites
   (the revert direction: the fix, not the series around it, removes the bug);
 - REF + series builds and is clean.
+
+Machine-adapted candidates (adapt.py) are judged exactly like a hand-made patch, in the
+order made, until one passes: REF must reproduce, REF + candidate must build and be clean.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bisect_driver.backport.apply import DoesNotApply, apply_patch_file
-from bisect_driver.backport.model import PatchResult, Trial
+from bisect_driver.backport.model import Candidate, PatchResult, Trial
 from bisect_driver.store.repo import Checkout
 from bisect_driver.verdict.core import Reason
 from bisect_driver.verdict.judge import CommitTester
@@ -91,3 +94,35 @@ def verify_patch(
         status = "not run"
     detail = f"{ref} {describe(ref_trial)}; {ref} + {path.name} {describe(trial)}"
     return PatchResult(name, status, detail, trial)
+
+
+def status_of(trial: Trial) -> str:
+    """A candidate's result in the backporter's words."""
+    if trial.verdict == Verdict.CLEAN:
+        return "PASS"
+    if trial.verdict == Verdict.BUG:
+        return "does not fix"
+    if trial.detail.startswith("does not build"):
+        return "does not build"
+    return "not run"
+
+
+def verify_candidates(
+    tester: CommitTester, ref_trial: Trial, ref: str, candidates: list[Candidate]
+) -> None:
+    """Build and probe each candidate until one passes; the rest are "not tried" (each is a
+    build and a strict test, and one verified patch is what the backporter needs)."""
+    passed: Candidate | None = None
+    for c in candidates:
+        if passed is not None:
+            c.status, c.detail = "not tried", f"{passed.name} passed first"
+        elif not ref_trial.ok:
+            c.status, c.detail = "not run", f"{ref} itself: {describe(ref_trial)}"
+        elif c.commit is None:
+            c.status, c.detail = "does not apply", "it could not be committed onto REF"
+        else:
+            c.trial = judge_tree(tester, f"{ref} + {c.name}", c.commit, Verdict.CLEAN)
+            c.status = status_of(c.trial)
+            c.detail = f"{ref} {describe(ref_trial)}; {ref} + {c.name} {describe(c.trial)}"
+            if c.status == "PASS":
+                passed = c

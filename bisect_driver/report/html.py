@@ -12,9 +12,10 @@ import html
 import json
 
 from bisect_driver.bisect.checks import no_independent_check
+from bisect_driver.report.backport_html import backport_html
 from bisect_driver.report.markdown import basis_md
 from bisect_driver.report.model import EvidenceRow, Report
-from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
+from bisect_driver.report.text import rate_cell, verdict_paragraph
 from bisect_driver.verdict.stats import Verdict
 
 W, H = 900, 320
@@ -153,7 +154,12 @@ def render_html(report: Report) -> str:
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px}th{background:#f3f3f3}code,pre{background:#f6f6f6}"
         "pre{padding:8px;overflow-x:auto}.PASS{color:#070;font-weight:bold}"
-        ".FAIL{color:#b00;font-weight:bold}</style></head><body>",
+        ".FAIL{color:#b00;font-weight:bold}"
+        # The backport section wraps its long lines: a printed or screenshot report shows
+        # them whole (a scroll bar does not print).
+        ".backport pre{white-space:pre-wrap;overflow-wrap:anywhere}"
+        ".backport table.side{table-layout:fixed;width:100%}"
+        ".backport table.side td{vertical-align:top;width:50%}</style></head><body>",
         "<h1>bisect-qemu report</h1>",
         f"<p>{esc(verdict_paragraph(report).replace('`', ''))}"
         + (f" {esc(unchecked)}" if unchecked else "")
@@ -203,7 +209,7 @@ def render_html(report: Report) -> str:
                 for c in report.checks
             ],
         ),
-        *[f"<pre>{esc(chr(10).join(backport_lines(b)))}</pre>" for b in report.backports],
+        *[backport_html(b) for b in report.backports],
         "<h2>Evidence</h2>",
         _table(EVIDENCE_HEADERS, [_evidence_cells(e) for e in report.evidence]),
         *signatures_html(report),

@@ -7,7 +7,7 @@ cycle).  Both now import them from here, below them.
 
 from __future__ import annotations
 
-from bisect_driver.backport.model import BackportResult
+from bisect_driver.backport.model import BackportResult, Candidate
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.report.model import EvidenceRow, Report
 
@@ -56,7 +56,23 @@ def rate_cell(row: EvidenceRow) -> str:
 
 def backport_lines(b: BackportResult) -> list[str]:
     """The backport section for one REF: what applies, what was needed and why, what was
-    verified (trial counts and error bounds), and where the patches are."""
+    verified (trial counts and error bounds), the adapted candidates beside the fix's
+    hunks, and where the patches are."""
+    out = backport_head(b)
+    for c in b.candidates:
+        out += ["", *candidate_lines(b, c)]
+        out += ["", *candidate_diffs(c)]
+    return tidy(out + ["", *backport_tail(b)])
+
+
+def tidy(out: list[str]) -> list[str]:
+    """No two blank lines in a row."""
+    return [line for i, line in enumerate(out) if line or i == 0 or out[i - 1]]
+
+
+def backport_head(b: BackportResult) -> list[str]:
+    """Everything before the adapted candidates: the conflict explained, the series, its
+    verification, the hand-made patches, and why candidates were (not) made."""
     out = [f"## Backport onto {b.ref} (`{b.ref_sha[:12]}`)", ""]
     out += [
         "The fix cherry-picks cleanly."
@@ -95,6 +111,43 @@ def backport_lines(b: BackportResult) -> list[str]:
     out += ["", f"Series verified: **{'yes' if b.verified else 'no'}**. {why}".rstrip()]
     for p in b.patches:
         out += ["", f"Hand-made patch `{p.path}`: **{p.status}**: {p.detail}"]
+    if b.adapt_status == "cannot be adapted":
+        out += ["", f"Adapted backport: **cannot be adapted**: {b.adapt_detail}."]
+    elif b.adapt_status:
+        out += ["", "### Adapted candidates", ""]
+        out += [
+            "Neither the fix nor a short series applies, so the fix was adapted the way a"
+            " backporter would: each hunk inside the function its header names, each name"
+            f" the release lacks written the old way. {b.adapt_detail}; each built and probed"
+            " with the strict test until one passed."
+        ]
+    return tidy(out)
+
+
+def candidate_lines(b: BackportResult, c: Candidate) -> list[str]:
+    """One candidate: its result and its provenance (what moved where, which names were
+    mapped and from which commit)."""
+    out = [f"#### `{c.name}`: **{c.status}**", ""]
+    if c.detail:
+        out += [c.detail, ""]
+    out += [f"- `{p.path}` `{p.header}`: {p.where}" for p in c.placements]
+    out += [
+        f"- `{m.name}` written as `{m.old}`: `{m.commit[:12]}` {m.subject} converted"
+        f" {m.sites} call sites from `{m.old}` to `{m.name}`"
+        for m in c.mappings
+    ]
+    if c.file:
+        out += ["", f"Delivered: `{c.file}`"]
+    return out
+
+
+def candidate_diffs(c: Candidate) -> list[str]:
+    """The fix's hunks, then the candidate's diff onto REF (fenced)."""
+    out = ["The fix's hunks:", "", "```diff", *[p.original for p in c.placements], "```"]
+    return out + ["", f"`{c.name}` onto the release:", "", "```diff", c.diff, "```"]
+
+
+def backport_tail(b: BackportResult) -> list[str]:
     if b.out_dir:
-        out += ["", f"Patches and the commands that reproduce this: `{b.out_dir}`"]
-    return [line for i, line in enumerate(out) if line or i == 0 or out[i - 1]]
+        return [f"Patches and the commands that reproduce this: `{b.out_dir}`"]
+    return []
