@@ -25,7 +25,7 @@ from pathlib import Path
 import git
 
 from bisect_driver.backport.apply import COMMITTER
-from bisect_driver.backport.backmap import Conversion, back_map, conversion
+from bisect_driver.backport.backmap import Conversion, back_map, conversion, defined_in
 from bisect_driver.backport.explain import HUNK_RE, Hunk, has_symbol, hunks_of, missing_symbols
 from bisect_driver.backport.model import Candidate, Mapping, Placement
 from bisect_driver.backport.relocate import Edit, HunkText, Place, apply_edits, place_hunk
@@ -43,10 +43,10 @@ class Adaptation:
     candidates: list[Candidate] = field(default_factory=list)
 
 
-def _hunk_text(h: Hunk) -> HunkText:
+def _hunk_text(h: Hunk, parent: str | None) -> HunkText:
     m = HUNK_RE.match(h.header)
     assert m is not None
-    return HunkText(h.path, h.header, int(m.group(1)), int(m.group(3)), list(h.lines))
+    return HunkText(h.path, h.header, int(m.group(1)), int(m.group(3)), list(h.lines), parent)
 
 
 def _blob(repo: git.Repo, tree: str, path: str) -> str | None:
@@ -60,9 +60,15 @@ def _blob(repo: git.Repo, tree: str, path: str) -> str | None:
 
 
 def mappings_for(repo: git.Repo, ref_sha: str, fix: str, ref: str) -> tuple[list[Conversion], str]:
-    """The conversions that write the fix's missing symbols the old way; or why not."""
+    """The conversions that write the fix's missing symbols the old way; or why not.
+
+    A name the fix's parent uses but nowhere defines (a library's macro or function) is not
+    missing from REF in any sense that matters: the build will tell."""
     found: list[Conversion] = []
+    parent = repo.commit(fix).parents[0].hexsha
     for s in missing_symbols(repo, ref_sha, fix):
+        if not defined_in(repo, parent, s.name):
+            continue
         conv = conversion(repo, s.commit, s.name) if s.commit else None
         if conv is None:
             origin = (
@@ -90,11 +96,12 @@ def adapt(checkout: Checkout, ref: str, ref_sha: str, fix: str) -> Adaptation:
     if not hunks:
         return Adaptation("cannot be adapted", "the fix changes no text lines")
     per_hunk: list[list[Place]] = []
+    parent = repo.commit(fix).parents[0].hexsha
     for h in hunks:
         old = _blob(repo, ref_sha, h.path)
         if old is None:
             return Adaptation("cannot be adapted", f"{ref} has no {h.path}")
-        places, reason = place_hunk(old, _hunk_text(h))
+        places, reason = place_hunk(old, _hunk_text(h, _blob(repo, parent, h.path)))
         if not places:
             return Adaptation("cannot be adapted", reason)
         per_hunk.append(places)

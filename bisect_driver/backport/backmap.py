@@ -10,20 +10,24 @@ not (the helper is new behaviour), there is no old name, and no mapping is made.
 the only difference is one identifier replaced by the new name.  A mapping needs at least
 ``MIN_SITES`` such sites, all replacing the same old identifier, which the old release has,
 and no changed line that brings the new name in any other way (pure additions, and the
-helper's definition and declaration lines, are allowed).
+helper's definition and declaration lines, are allowed).  A small tree may have had one call
+site only: one is enough, since every edited line that brings the name in must be such a
+replacement, and the probe judges the candidate anyway (a helper that did more than the old
+name shows as "does not fix").
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
 import git
 
 TOKEN_RE = re.compile(r"[A-Za-z_]\w*|\d+|\S")
-MIN_SITES = 2
-"""Call sites converted: one replaced call is an edit, two or more a conversion."""
+MIN_SITES = 1
+"""Call sites converted (every edited line bringing the name in must be one of them)."""
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,32 @@ def back_map(line: str, conversions: list[Conversion]) -> str:
     for conv in conversions:
         line = re.sub(rf"\b{re.escape(conv.new)}\b", conv.old, line)
     return line
+
+
+def defining_patterns(name: str) -> list[str]:
+    """``git grep -E`` patterns of a line that defines or declares ``name`` in C: a macro, a
+    function (name at column 0 or after a type there), a struct/union/enum tag, a typedef, an
+    enumerator, a variable or member (type words, then the name, then ``;``, ``=``, ``,`` or
+    ``[``).  Broad on purpose: a false match only keeps a name counted as missing."""
+    n = re.escape(name)
+    return [
+        rf"^\s*#\s*define\s+{n}\b",
+        rf"^[A-Za-z_][^;=(]*\b{n}\s*\(",
+        rf"^{n}\s*\(",
+        rf"\b(struct|union|enum)\s+{n}\b",
+        rf"}}\s*{n}\s*;",
+        rf"\btypedef\b.*\b{n}\s*;",
+        rf"(^|\{{)\s*{n}\s*(=|,|\}}|$)",
+        rf"(^|[{{;])\s*[A-Za-z_][A-Za-z0-9_ \t\*]*\b{n}\s*(\[|;|=|,)",
+    ]
+
+
+def defined_in(repo: git.Repo, tree: str, name: str) -> bool:
+    """Whether ``tree`` defines or declares ``name`` anywhere.  A name the tree only uses
+    (``g_assert_not_reached``: glib's) comes from outside it; that the tree's first use of
+    it came in some commit says nothing about the old release lacking it."""
+    args = ["git", "grep", "-q", "-E"]
+    for pat in defining_patterns(name):
+        args += ["-e", pat]
+    res = subprocess.run([*args, tree, "--"], cwd=repo.working_dir, capture_output=True)
+    return res.returncode == 0

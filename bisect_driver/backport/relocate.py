@@ -5,12 +5,14 @@ in the same function, using whichever of the hunk's context lines the old releas
 This module does that step, and only that step, on plain text:
 
 - the function is the one named by the hunk header (``@@ -816,6 +816,8 @@ void bdrv_close(...)``),
-  or, when the hunk's own lines above a change open a function (``void f(void)`` at
-  column 0), that one: git names the function above the hunk's first line, which is the
-  previous one when the hunk starts at a signature.  The old file must define it exactly
-  once (a C definition: the name at column 0, a body in braces), else the hunk is not
-  relocated;
-- each change (a run of removed and added lines) is anchored inside that function only: its
+  read where git's header line is not a function: the one that encloses the change in the
+  fix's parent (git names the last column-0 line above the hunk, which can be a label such
+  as ``retry:``, or the previous function when the hunk starts at a signature); else, when
+  the hunk's own lines above a change open a function, that one; else the header's.  The
+  old file must define it exactly once (a C definition: the name at column 0, a body in
+  braces), else the hunk is not relocated;
+- each change (a run of removed and added lines) is anchored inside that function only (or
+  right after its closing brace, where a fix adds a helper after it): its
   removed lines must be there verbatim (whitespace aside), and the context lines next to it
   that match the old text score the place; a place must match at least one line that says
   something (not a lone brace);
@@ -27,6 +29,7 @@ where its whole old side is found verbatim, nearest its own line: ``git apply`` 
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -65,6 +68,9 @@ class HunkText:
     old_start: int
     new_start: int
     lines: list[str] = field(default_factory=list)
+    parent: str | None = None
+    """The file as the fix's parent has it (the hunk's old side): the function that encloses
+    each change there is the one it belongs to, whatever git's header line says."""
 
 
 @dataclass
@@ -93,6 +99,10 @@ def function_of(header: str) -> str | None:
 
 def _norm(line: str) -> str:
     return " ".join(line.split())
+
+
+def _quote(line: str) -> str:
+    return f"`{_norm(line)}`" if line.strip() else "a blank line"
 
 
 def _says_something(line: str) -> bool:
@@ -166,13 +176,29 @@ def signature_of(line: str) -> str | None:
     return m.group(1) if m else None
 
 
+def enclosing(lines: list[str], index: int) -> str | None:
+    """The function whose definition (signature to closing brace) holds line ``index``."""
+    i = 0
+    while i < len(lines) and i <= index:
+        name = signature_of(lines[i])
+        end = _body_end(lines, i) if name else None
+        if name and end is not None:
+            if i <= index <= end:
+                return name
+            i = end + 1
+            continue
+        i += 1
+    return None
+
+
 def changes_of(hunk: HunkText) -> list[Change]:
     """The hunk's changes, each with the context lines around it and its function."""
     out: list[Change] = []
     context: list[str] = []
     current: Change | None = None
-    new_line = hunk.new_start
+    new_line, old_line = hunk.new_start, hunk.old_start
     function = function_of(hunk.header)
+    parent = hunk.parent.split("\n") if hunk.parent is not None else None
     for line in hunk.lines:
         tag, text = line[:1], line[1:]
         if tag in " -":
@@ -182,14 +208,20 @@ def changes_of(hunk: HunkText) -> list[Change]:
                 current.after.append(text)
             context.append(text)
             new_line += 1
+            old_line += 1
         elif tag in "-+":
             if current is None or current.after:
-                current = Change(list(context), [], [], [], new_line, function)
+                # The parent's line at the change (the first removed line, or the line the
+                # additions go before), 0-based.
+                found = enclosing(parent, old_line - 1) if parent else None
+                current = Change(list(context), [], [], [], new_line, found or function)
                 out.append(current)
                 context = []
             (current.removed if tag == "-" else current.added).append(text)
             if tag == "+":
                 new_line += 1
+            else:
+                old_line += 1
         # "\ No newline at end of file" and anything else: not a line of either side
     # A change's "after" runs to the next change; the next change's "before" is the same lines.
     for a, b in zip(out, out[1:], strict=False):
@@ -240,24 +272,30 @@ def place_change(lines: list[str], change: Change, lo: int, hi: int) -> list[tup
     0-based): (edit, score, what anchored it), best first; empty when nothing anchors."""
     scored: list[tuple[int, int, str, str, str]] = []
     width = len(change.removed)
-    # Insertions go before any line of the body up to its closing brace; removed lines
-    # are inside the body, never the brace itself.
-    for at in range(lo + 1, hi + 1 - width):
+    last = len(lines) - 1
+    # Removed lines are inside the body, never its closing brace.  Added lines go before
+    # any line of the body up to the closing brace, or right after it (a helper the fix
+    # adds after the function).  The context around a place may match beyond the body:
+    # that is evidence, not placement.
+    stop = hi - width + 1 if width else min(hi + 2, len(lines))
+    for at in range(lo + 1, stop):
         if width and any(_norm(lines[at + k]) != _norm(change.removed[k]) for k in range(width)):
             continue
-        nb = _match_before(lines, at, change.before, lo)
-        na = _match_after(lines, at + width, change.after, hi)
+        nb = _match_before(lines, at, change.before, 0)
+        na = _match_after(lines, at + width, change.after, last)
         matched = change.removed + change.before[len(change.before) - nb :] + change.after[:na]
         if not any(_says_something(x) for x in matched):
             continue
         # The indentation reference: the first removed line, else the context next to it.
         if width:
-            theirs, ours, anchor = change.removed[0], lines[at], f"replacing `{_norm(lines[at])}`"
+            theirs, ours, anchor = change.removed[0], lines[at], f"replacing {_quote(lines[at])}"
         elif na:
-            theirs, ours, anchor = change.after[0], lines[at], f"before `{_norm(lines[at])}`"
+            theirs, ours, anchor = change.after[0], lines[at], f"before {_quote(lines[at])}"
         else:
             theirs, ours = change.before[-1], lines[at - 1]
-            anchor = f"after `{_norm(lines[at - 1])}`"
+            anchor = f"after {_quote(lines[at - 1])}"
+        if at > hi:
+            anchor = f"right after the function's closing brace, {anchor}"
         scored.append((width + nb + na, at, anchor, _indent(theirs), _indent(ours)))
     if not scored:
         return []
@@ -265,7 +303,10 @@ def place_change(lines: list[str], change: Change, lo: int, hi: int) -> list[tup
     out = []
     for score, at, anchor, theirs, ours in scored:
         if score == best:
-            edit = Edit(at, width, _reindent(change.added, theirs, ours))
+            added = _reindent(change.added, theirs, ours)
+            if lines[at - 1].endswith("\r"):  # a CRLF file stays CRLF
+                added = tuple(x if x.endswith("\r") else x + "\r" for x in added)
+            edit = Edit(at, width, added)
             out.append((edit, score, anchor))
     return out[:MAX_PLACES]
 
@@ -294,8 +335,8 @@ def place_hunk(old_text: str, hunk: HunkText) -> tuple[list[Place], str]:
     out: list[Place] = []
     for combo in _product(per_change):
         edits = tuple(e for e, _, _ in combo)
-        if _overlap(edits):
-            continue
+        if _overlap(edits) or any(a.at > b.at for a, b in itertools.pairwise(edits)):
+            continue  # the changes of one hunk stay apart and in their order
         where = "; ".join(
             f"line {e.at + 1} of {c.function}() (fixed file: line {c.new_line}), {anchor},"
             f" {score} line{'s' if score != 1 else ''} matched"

@@ -1,0 +1,43 @@
+"""bench/backport_real.py without QEMU: its summary of a report, read through the product's
+model, and its refusals (the real runs stay by hand: CI has no QEMU)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import backport_real  # noqa: E402
+from test_backport_adapt import sample_result  # noqa: E402
+
+TIME_LOG = """built cccccccccccc: ok in 56s
+\tUser time (seconds): 237.34
+\tSystem time (seconds): 30.78
+\tElapsed (wall clock) time (h:mm:ss or m:ss): 2:31.36
+\tMaximum resident set size (kbytes): 427268
+\tExit status: 0
+"""
+
+
+def test_summarise_prints_each_candidate_with_its_evidence(tmp_path: Path, capsys) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    data = {"candidate": {"commit": "d" * 40}, "backports": [sample_result().to_json()]}
+    (report / "report.json").write_text(json.dumps(data))
+    log = tmp_path / "time.log"
+    log.write_text(TIME_LOG)
+    assert backport_real.main(["--summarise", str(report), "--time-log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "| by hand | 2 min 31.4 s | 237 | 31 | 417 MB | 0 | dddddddddddd |" in out
+    assert "series **too long**; adapted: **candidates**" in out
+    assert "| adapted-1.patch | PASS | 56 s | clean (0/30, error <= 0.007) |" in out
+    assert "`new_name` -> `old_name` (aaaaaaaaaaaa, 11 sites)" in out
+    assert "Delivered: /r/backport/v1.0/adapted-1.patch" in out
+
+
+def test_refusals(tmp_path: Path) -> None:
+    assert backport_real.main(["--summarise", str(tmp_path)]) == 2  # no --time-log
+    assert backport_real.main([]) == 2  # neither a run nor a summary
+    args = ["--qemu", str(tmp_path), "--cache-dir", str(tmp_path)]
+    assert backport_real.main(args) == 2  # the cold run needs a fresh cache dir
