@@ -41,3 +41,21 @@ def test_refusals(tmp_path: Path) -> None:
     assert backport_real.main([]) == 2  # neither a run nor a summary
     args = ["--qemu", str(tmp_path), "--cache-dir", str(tmp_path)]
     assert backport_real.main(args) == 2  # the cold run needs a fresh cache dir
+
+
+def test_adapt_survey_counts_what_it_tried(tmp_path: Path, capsys) -> None:
+    """bench/adapt_survey.py on a generated project: the fix gets a candidate, the chain's
+    first commit (it only adds lines next to nothing the release has) is counted too."""
+    import adapt_survey
+    from test_backport_adapt import DRAIN, Project
+
+    p = Project(tmp_path / "user")
+    p.commit("Initial import")
+    base = p.chain()
+    p.commit("Drain pending requests on shutdown", shutdown=base + DRAIN)
+    argv = ["--repo", str(p.path), "--onto", p.shas[0], "--range", f"{p.shas[0]}..{p.shas[-1]}"]
+    assert adapt_survey.main([*argv, "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{p.shas[-1][:12]} candidates: 1 candidate" in out
+    assert out.strip().endswith("candidates: 1")
+    assert adapt_survey.main([*argv[:4], "--range", "nosuch..ref"]) == 2
