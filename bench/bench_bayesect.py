@@ -20,8 +20,10 @@ with a real SIGTERM race, built with make), the same confidence and the same mac
   (``make -s``) and runs the probe once (exit 1 = the crash reproduced: a "fail").
 
 Printed per rate: trials, distinct commits tested (each one a build on a real project),
-right / wrong answers and wall seconds for both, and the ratios.  Nothing is timed
-against a threshold: the figures go to docs/benchmarks.md.
+right / wrong answers and wall seconds for both, and the ratios; for bisect-qemu also its
+trials without the backport check onto the old end (REF + series, built and probed after
+the answer: a deliverable git-bayesect does not make), from the report's backports.
+Nothing is timed against a threshold: the figures go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class Hunt:
     """Distinct commits tested."""
     wall: float
     confidence: float | None
+    backport_trials: int = 0
+    """bisect-qemu's backport check onto the old end (git-bayesect makes no backport)."""
 
 
 def install(venv: Path) -> Path:
@@ -121,7 +125,14 @@ TOOLS = ("bisect-qemu", "bisect-qemu --steady-rate", "git-bayesect")
 
 def ours_hunt(repo: FlakyRepo, work: Path, confidence: float, extra: tuple[str, ...] = ()) -> Hunt:
     r = ours(repo, work, confidence, extra)
-    return Hunt(r["found"], r["trials"], r["commits_judged"], r["wall"], r["confidence"])
+    return Hunt(
+        r["found"],
+        r["trials"],
+        r["commits_judged"],
+        r["wall"],
+        r["confidence"],
+        r["backport_trials"],
+    )
 
 
 def main() -> int:
@@ -164,8 +175,9 @@ def main() -> int:
     print(
         "| planted rate | tool | trials | distinct commits tested | right / wrong / none |"
         " claimed | wall s | trials / bayesect's | commits / bayesect's |"
+        " trials without the backport check | those / bayesect's |"
     )
-    print("|---:|---|---:|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for rate in a.rates:
         mine = [r for r in rows if r["rate"] == rate]
         sums = {}
@@ -178,11 +190,13 @@ def main() -> int:
             none = sum(h["found"] is None for h in hunts)
             claimed = sum(h["confidence"] is not None for h in hunts)
             base = sums["git-bayesect"]
+            hunt_only = sums[tool][0] - sum(h.get("backport_trials", 0) for h in hunts)
             ratios = (
-                " | |"
+                " | | | |"
                 if tool == "git-bayesect"
                 else f" {sums[tool][0] / max(1, base[0]):.2f}x |"
                 f" {sums[tool][1] / max(1, base[1]):.2f}x |"
+                f" {hunt_only} | {hunt_only / max(1, base[0]):.2f}x |"
             )
             print(
                 f"| {rate} | {tool} | {sums[tool][0]} | {sums[tool][1]} |"

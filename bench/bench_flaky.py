@@ -66,6 +66,18 @@ def naive(repo, work: Path, n: int) -> dict:
     return {"found": found, "trials": trials, "wall": wall}
 
 
+def backport_trials(report: dict) -> int:
+    """Trials the backport stage ran on its own trees (REF + series, REF + prerequisites,
+    hand-made patches, adapted candidates): the deliverable after the answer, which other
+    bisection tools do not make.  REF itself is the hunt's old end, counted with the hunt."""
+    n = 0
+    for b in report.get("backports", []):
+        n += sum(t["trials"] for t in b.get("trials", []) if t["commit"] != b["ref_sha"])
+        n += sum(p["trial"]["trials"] for p in b.get("patches", []) if p.get("trial"))
+        n += sum(c["trial"]["trials"] for c in b.get("candidates", []) if c.get("trial"))
+    return n
+
+
 def ours(repo, work: Path, confidence: float, extra: tuple[str, ...] = ()) -> dict:
     """The tool as a user runs it (``extra``: more options, e.g. --steady-rate)."""
     tag = f"{confidence}{''.join(extra)}"
@@ -108,6 +120,7 @@ def ours(repo, work: Path, confidence: float, extra: tuple[str, ...] = ()) -> di
         "endpoint_trials": sum(e["trials"] for e in ev if e["commit"] in ends),
         "measured_rate": bug_end[0]["rate"] if bug_end else None,
         "commits_judged": len(ev),
+        "backport_trials": backport_trials(data),
         "wall": wall,
         "confidence": data.get("confidence"),
         "status": proc.returncode,

@@ -620,3 +620,40 @@ def test_the_changes_of_one_hunk_keep_their_order() -> None:
     (place,), _ = place_hunk(old, h)
     new = apply_edits(old, list(place.edits))
     assert "{\n    x();\n    z();\n    y();\n    c();\n    a();\n}" in new, new
+
+
+@pytest.mark.slow
+def test_a_candidate_that_does_not_build_is_shown_not_delivered(cli, tmp_path: Path) -> None:
+    """The fix clears a local the chain declared in shutdown_all(); the release has the
+    name only as a member elsewhere (so it is not "missing"), and the candidate placed in
+    shutdown_all() does not compile: shown as "does not build", nothing delivered."""
+    member = "struct unrelated { int ready; };\n"
+    p = Project(tmp_path / "user")
+    p.commit("Initial import", decls=member)
+    for k in range(1, 6):
+        p.commit(f"Shutdown level {k}", shutdown=f"    int ready = {k};\n", decls=member)
+    base = "    int ready = 5;\n"
+    fix = p.commit(
+        "Drain when ready",
+        shutdown=base + "    pending = ready - ready; /* drain */\n",
+        decls=member,
+    )
+    p.commit(
+        "Unrelated",
+        shutdown=base + "    pending = ready - ready; /* drain */\n",
+        decls=member,
+        extra="/**/",
+    )
+    r, data = run(cli, p, tmp_path)
+    assert r.status == EXIT_FOUND, r.err
+    assert r.out.strip() == fix
+    b = backport(data)
+    (c,) = b["candidates"]
+    assert c["status"] == "does not build", c
+    assert "does not build" in c["detail"]
+    assert check(data, "adapted backport onto")["status"] == "FAIL"
+    assert not list(Path(b["out_dir"]).glob("adapted-*"))
+    assert (
+        "#### `adapted-1.patch`: **does not build**"
+        in (tmp_path / "report" / "report.md").read_text()
+    )
