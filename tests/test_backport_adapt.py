@@ -657,3 +657,16 @@ def test_a_candidate_that_does_not_build_is_shown_not_delivered(cli, tmp_path: P
         "#### `adapted-1.patch`: **does not build**"
         in (tmp_path / "report" / "report.md").read_text()
     )
+
+
+def test_a_header_file_hunk_is_used_as_it_is_or_not_at_all() -> None:
+    """git's header for a hunk in a list of prototypes names a prototype; there is no
+    function to put lines in, so the hunk goes where its whole old side is, verbatim."""
+    parent = "void a(void);\nvoid b(void);\n"
+    lines = [" void a(void);", " void b(void);", "+void c(void);"]
+    h = HunkText("x.h", "@@ -1,2 +1,3 @@ void a(void);", 1, 1, lines, parent)
+    (place,), why = place_hunk("/* x */\n" + parent, h)
+    assert "as it is" in place.where
+    assert apply_edits("/* x */\n" + parent, list(place.edits)).endswith("void c(void);\n")
+    places, why = place_hunk("void a(void);\nvoid z(void);\n", h)
+    assert places == [] and "in no function" in why

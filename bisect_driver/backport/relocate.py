@@ -23,7 +23,7 @@ Why so strict: textual fuzz finds look-alike context anywhere (``patch --fuzz 3`
 QEMU fix into another function of v1.0's block.c). A wrong place that builds is worse than
 no candidate; and every candidate is still built and probed before anyone sees it.
 
-A hunk whose header names no function (a declaration in a header file, say) is used only
+A hunk in no function (a declaration in a header file, say) is used only
 where its whole old side is found verbatim, nearest its own line: ``git apply`` without fuzz.
 """
 
@@ -191,6 +191,18 @@ def enclosing(lines: list[str], index: int) -> str | None:
     return None
 
 
+def _function(parent: list[str] | None, old_line: int, named: str | None) -> str | None:
+    """The change's function: the one enclosing it in the parent; else the one the header
+    (or a signature above it in the hunk) names, if the parent defines it (a declaration
+    such as ``void close_all(void);`` in a header file is no function to put lines in)."""
+    if parent is None:
+        return named
+    found = enclosing(parent, old_line - 1)
+    if found:
+        return found
+    return named if named and definitions(parent, named) else None
+
+
 def changes_of(hunk: HunkText) -> list[Change]:
     """The hunk's changes, each with the context lines around it and its function."""
     out: list[Change] = []
@@ -213,8 +225,9 @@ def changes_of(hunk: HunkText) -> list[Change]:
             if current is None or current.after:
                 # The parent's line at the change (the first removed line, or the line the
                 # additions go before), 0-based.
-                found = enclosing(parent, old_line - 1) if parent else None
-                current = Change(list(context), [], [], [], new_line, found or function)
+                current = Change(
+                    list(context), [], [], [], new_line, _function(parent, old_line, function)
+                )
                 out.append(current)
                 context = []
             (current.removed if tag == "-" else current.added).append(text)
@@ -367,14 +380,14 @@ def _as_is(lines: list[str], hunk: HunkText) -> tuple[list[Place], str]:
     old = [x[1:] for x in hunk.lines if x[:1] in (" ", "-")]
     new = [x[1:] for x in hunk.lines if x[:1] in (" ", "+")]
     if not old:
-        return [], f"{hunk.path}: the hunk names no function and has no context"
+        return [], f"{hunk.path}: the hunk is in no function and has no context"
     hits = [
         i
         for i in range(len(lines) - len(old) + 1)
         if all(lines[i + k] == old[k] for k in range(len(old)))
     ]
     if not hits:
-        return [], f"{hunk.path}: the hunk names no function and its lines are not there"
+        return [], f"{hunk.path}: the hunk is in no function, and its lines are not there"
     at = min(hits, key=lambda i: abs(i + 1 - hunk.old_start))
     where = f"line {at + 1} as it is (its own context, offset {at + 1 - hunk.old_start:+d})"
     return [Place(hunk.path, (Edit(at, len(old), tuple(new)),), where, len(old))], ""
