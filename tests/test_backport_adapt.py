@@ -205,6 +205,13 @@ def test_a_fix_whose_context_moved_inside_its_function(cli, tmp_path: Path) -> N
     git_(work, "checkout", "-q", p.shas[0])
     git_(work, "am", "-q", str(patch))
     assert "pending = 0; /* drain */" in body_of((work / "main.c").read_text(), "shutdown_all")
+    # VERIFY.md's rerun with the delivered file: git am makes the candidate's own commit, so
+    # its build and trials are reused, and it passes as a hand-made patch.
+    again = tmp_path / "again"
+    r2, data2 = run(cli, p, tmp_path, "--report-dir", str(again), "--backport-patch", str(patch))
+    assert r2.status == EXIT_FOUND, r2.err
+    (judged,) = read_report(again)["backports"][0]["patches"]
+    assert judged["status"] == "PASS" and judged["trial"]["commit"] == first["commit"]
     # Shown in both reports, the HTML one as HTML (no Markdown left in a <pre>).
     md = (tmp_path / "report" / "report.md").read_text()
     assert "#### `adapted-1.patch`: **PASS**" in md
