@@ -584,16 +584,17 @@ claim (exit 8), a missed drift can cost a wrong one."""
 
 def drifts_from(near: tuple[int, int], reference: Reference, alpha: float) -> str | None:
     """Under --steady-rate: does the bug-side neighbour reproduce significantly less often
-    than the reproducing end (Fisher's test at ``alpha``)?  Then the rate drifts, the
-    strict test's assumption fails, and the run says so instead of claiming (None when
-    nothing speaks against it)."""
+    than ``reference``, the other commits judged to carry the bug (Fisher's test at
+    ``alpha``)?  Then the rate drifts, the strict test's assumption fails, and the run says
+    so instead of claiming (None when nothing speaks against it)."""
     k, n = near
     if not n or clean_p_value(k, n, reference) > alpha:
         return None
     return (
         f"the bug-carrying commits next to the change reproduce {k}/{n}, significantly less"
-        f" often than the reproducing end ({reference.reproduced}/{reference.trials}): the"
-        " rate drifts, which --steady-rate rules out; run without it"
+        f" often than the other commits judged to carry it"
+        f" ({reference.reproduced}/{reference.trials}): the rate drifts, which --steady-rate"
+        " rules out; run without it"
     )
 
 
