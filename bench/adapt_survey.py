@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bisect_driver.backport.adapt import adapt
+from bisect_driver.backport.explain import missing_symbols
 from bisect_driver.store.repo import Checkout
 
 
@@ -38,7 +39,9 @@ def survey(repo: Path, onto: str, commits: list[str]) -> collections.Counter[str
             check=True,
         ).stdout.strip()
         for sha in commits:
-            a = adapt(Checkout(clone), onto, onto_sha, sha)
+            checkout = Checkout(clone)
+            symbols = missing_symbols(checkout.repo, onto_sha, sha)
+            a = adapt(checkout, onto, onto_sha, sha, symbols)
             kind = (
                 "candidates"
                 if a.candidates

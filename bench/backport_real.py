@@ -76,11 +76,11 @@ def backport_table(b: BackportResult, log: str = "") -> str:
             f" | {names or '-'} |"
         )
     ref = next((t for t in b.trials if t.commit == b.ref_sha), None)
-    ref_trial = ref or next((c.trial for c in b.candidates if c.trial), None)
+    tried = next((c for c in b.candidates if c.trial), None)
     if ref is not None:
         out += ["", f"{b.ref} itself: {describe(ref)}"]
-    elif ref_trial is not None and b.candidates:
-        out += ["", f"{b.ref} itself and the candidate: {b.candidates[0].detail}"]
+    elif tried is not None:  # REF's own result is in the candidate's detail
+        out += ["", f"{b.ref} itself and the candidate: {tried.detail}"]
     delivered = [c.file for c in b.candidates if c.file]
     out += ["", f"Delivered: {', '.join(delivered) if delivered else 'nothing'}"]
     return "\n".join(out)

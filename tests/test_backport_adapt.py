@@ -17,10 +17,12 @@ from pathlib import Path
 import git
 import pytest
 from conftest import read_report, tool_args
+from test_backport import PROBE, Repo
 from test_revert import commit_files, git_
 
 from bisect_driver.backport.adapt import adapt
 from bisect_driver.backport.backmap import conversion_in, defined_in, substitution
+from bisect_driver.backport.explain import missing_symbols
 from bisect_driver.backport.model import BackportResult, Candidate, Mapping, Placement, Trial
 from bisect_driver.backport.relocate import (
     HunkText,
@@ -35,14 +37,6 @@ from bisect_driver.plugin.errors import EXIT_FOUND
 from bisect_driver.report.backport_html import backport_html
 from bisect_driver.report.text import backport_lines
 from bisect_driver.store.repo import Checkout
-
-PROBE = """#!/bin/sh
-./prog > /dev/null 2>&1
-st=$?
-[ $st -eq 0 ] && exit 0
-[ $st -eq 1 ] && { echo "crashed: SIGSEGV"; exit 1; }
-echo "unexpected status $st"; exit 2
-"""
 
 MAIN = """#include <stdlib.h>
 #include <time.h>
@@ -95,17 +89,14 @@ void sync_b(void)
 DRAIN = "    pending = 0; /* drain */\n"
 
 
-class Project:
+class Project(Repo):
     """A generated project: every commit writes the whole tree from a few knobs."""
 
     def __init__(self, path: Path, flush: str = "pending = 0;") -> None:
-        self.path = path
+        super().__init__(path)
         self.flush = flush
-        self.shas: list[str] = []
-        path.mkdir()
-        git_(path, "init", "-q", "-b", "main")
 
-    def commit(
+    def commit(  # type: ignore[override]
         self,
         msg: str,
         shutdown: str = "",
@@ -120,15 +111,7 @@ class Project:
             "helpers.c": HELPERS_C.format(flush=self.flush, sync=sync, defs=defs),
             "probe.sh": PROBE,
         }
-        stamp = 1_600_000_000 + len(self.shas) * 3600
-        commit_files(self.path, files, msg, stamp)
-        (self.path / "probe.sh").chmod(0o755)
-        git_(self.path, "add", "-A", stamp=stamp)
-        if git_(self.path, "status", "--porcelain"):
-            git_(self.path, "commit", "-q", "--amend", "--no-edit", stamp=stamp)
-        sha = git_(self.path, "rev-parse", "HEAD")
-        self.shas.append(sha)
-        return sha
+        return self.commit_tree(msg, files)
 
     def chain(self, **kw: str) -> str:
         """Five commits each rewriting the line before the fix's place; returns the
@@ -466,14 +449,15 @@ def test_adapt_on_a_generated_repo_without_building(tmp_path: Path) -> None:
     )
     clone = tmp_path / "clone"
     git.Repo.clone_from(str(p.path), str(clone))
-    a = adapt(Checkout(clone), "REL", p.shas[0], fix)
+    symbols = missing_symbols(git.Repo(clone), p.shas[0], fix)
+    a = adapt(Checkout(clone), "REL", p.shas[0], fix, symbols)
     assert a.status == "candidates", a.detail
     (c,) = a.candidates
     msg = git_(clone, "log", "-1", "--format=%an%n%B", str(c.commit))
     assert msg.startswith("Later Dev\nDrain")
     assert f"from commit {fix}" in msg and f"{conv[:12]} (Convert)" in msg
     assert "drain_all -> flush_all" in msg
-    again = adapt(Checkout(clone), "REL", p.shas[0], fix)
+    again = adapt(Checkout(clone), "REL", p.shas[0], fix, symbols)
     assert again.candidates[0].commit == c.commit
 
 

@@ -26,9 +26,16 @@ import git
 
 from bisect_driver.backport.apply import COMMITTER
 from bisect_driver.backport.backmap import Conversion, back_map, conversion, defined_in
-from bisect_driver.backport.explain import HUNK_RE, Hunk, has_symbol, hunks_of, missing_symbols
-from bisect_driver.backport.model import Candidate, Mapping, Placement
-from bisect_driver.backport.relocate import Edit, HunkText, Place, apply_edits, place_hunk
+from bisect_driver.backport.explain import HUNK_RE, Hunk, has_symbol, hunks_of
+from bisect_driver.backport.model import Candidate, Mapping, Placement, Symbol
+from bisect_driver.backport.relocate import (
+    Edit,
+    HunkText,
+    Place,
+    apply_edits,
+    overlap,
+    place_hunk,
+)
 from bisect_driver.store.repo import Checkout
 
 MAX_CANDIDATES = 3
@@ -59,14 +66,17 @@ def _blob(repo: git.Repo, tree: str, path: str) -> str | None:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def mappings_for(repo: git.Repo, ref_sha: str, fix: str, ref: str) -> tuple[list[Conversion], str]:
-    """The conversions that write the fix's missing symbols the old way; or why not.
+def mappings_for(
+    repo: git.Repo, ref_sha: str, fix: str, ref: str, symbols: list[Symbol]
+) -> tuple[list[Conversion], str]:
+    """The conversions that write the fix's missing symbols (explain.missing_symbols, as
+    the series search found them) the old way; or why not.
 
     A name the fix's parent uses but nowhere defines (a library's macro or function) is not
     missing from REF in any sense that matters: the build will tell."""
     found: list[Conversion] = []
     parent = repo.commit(fix).parents[0].hexsha
-    for s in missing_symbols(repo, ref_sha, fix):
+    for s in symbols:
         if not defined_in(repo, parent, s.name):
             continue
         conv = conversion(repo, s.commit, s.name) if s.commit else None
@@ -86,10 +96,13 @@ def mappings_for(repo: git.Repo, ref_sha: str, fix: str, ref: str) -> tuple[list
     return found, ""
 
 
-def adapt(checkout: Checkout, ref: str, ref_sha: str, fix: str) -> Adaptation:
-    """Make the candidates (committed in ``checkout``), or say why there are none."""
+def adapt(
+    checkout: Checkout, ref: str, ref_sha: str, fix: str, symbols: list[Symbol]
+) -> Adaptation:
+    """Make the candidates (committed in ``checkout``), or say why there are none.
+    ``symbols``: what the fix uses that REF lacks (explain.missing_symbols)."""
     repo = checkout.repo
-    conversions, why = mappings_for(repo, ref_sha, fix, ref)
+    conversions, why = mappings_for(repo, ref_sha, fix, ref, symbols)
     if why:
         return Adaptation("cannot be adapted", why)
     hunks = hunks_of(repo, fix)
@@ -97,10 +110,12 @@ def adapt(checkout: Checkout, ref: str, ref_sha: str, fix: str) -> Adaptation:
         return Adaptation("cannot be adapted", "the fix changes no text lines")
     per_hunk: list[list[Place]] = []
     parent = repo.commit(fix).parents[0].hexsha
+    olds: dict[str, str] = {}
     for h in hunks:
-        old = _blob(repo, ref_sha, h.path)
+        old = olds.get(h.path) or _blob(repo, ref_sha, h.path)
         if old is None:
             return Adaptation("cannot be adapted", f"{ref} has no {h.path}")
+        olds[h.path] = old
         places, reason = place_hunk(old, _hunk_text(h, _blob(repo, parent, h.path)))
         if not places:
             return Adaptation("cannot be adapted", reason)
@@ -109,7 +124,7 @@ def adapt(checkout: Checkout, ref: str, ref_sha: str, fix: str) -> Adaptation:
     out: list[Candidate] = []
     seen: set[str] = set()
     for combo in itertools.islice(itertools.product(*per_hunk), MAX_CANDIDATES * 3):
-        texts = _texts(repo, ref_sha, list(combo), conversions)
+        texts = _texts(olds, list(combo), conversions)
         if texts is None:
             continue
         placements = [
@@ -133,7 +148,7 @@ def adapt(checkout: Checkout, ref: str, ref_sha: str, fix: str) -> Adaptation:
 
 
 def _texts(
-    repo: git.Repo, ref_sha: str, places: list[Place], conversions: list[Conversion]
+    olds: dict[str, str], places: list[Place], conversions: list[Conversion]
 ) -> dict[str, str] | None:
     """Each touched file's new text; None when two hunks' edits collide in one file."""
     edits: dict[str, list[Edit]] = {}
@@ -141,15 +156,9 @@ def _texts(
         for e in p.edits:
             mapped = tuple(back_map(x, conversions) for x in e.insert)
             edits.setdefault(p.path, []).append(Edit(e.at, e.remove, mapped))
-    out: dict[str, str] = {}
-    for path, es in edits.items():
-        spans = sorted((e.at, e.at + e.remove) for e in es)
-        if any(b[0] < a[1] or b[0] == a[0] for a, b in itertools.pairwise(spans)):
-            return None
-        old = _blob(repo, ref_sha, path)
-        assert old is not None
-        out[path] = apply_edits(old, es)
-    return out
+    if any(overlap(es) for es in edits.values()):
+        return None
+    return {path: apply_edits(olds[path], es) for path, es in edits.items()}
 
 
 def message(repo: git.Repo, fix: str, ref_sha: str, cand: Candidate) -> str:

@@ -54,7 +54,6 @@ def deliver(
         if c.status == "PASS" and c.commit:
             path = out / c.name
             mbox = str(repo.git.format_patch("--stdout", f"{result.ref_sha}..{c.commit}"))
-            path.write_text(mbox + "\n")
             notes = adapted_notes(result, c.detail, path, command, probe_options or [])
             path.write_text(with_notes(mbox, notes) + "\n")
             c.file = str(path)
@@ -93,17 +92,21 @@ def verify_text(result: BackportResult, out: Path, command: str, probe_options: 
         return "\n".join(lines)
     for f in files:
         lines += ["", f"## Reproduce: {f.name}", "", "By hand, in a clone of your repository:"]
-        lines += ["", *reproduce_commands(ref, f, command, probe_options)]
+        mbox = is_mbox(f.read_text(errors="replace"))
+        lines += ["", *reproduce_commands(ref, f, mbox, command, probe_options)]
     lines.append("")
     return "\n".join(lines)
 
 
-def reproduce_commands(ref: str, f: Path, command: str, probe_options: list[str]) -> list[str]:
-    """The commands that check ``f`` onto ``ref`` by hand, then with bisect-qemu again."""
+def reproduce_commands(
+    ref: str, f: Path, mbox: bool, command: str, probe_options: list[str]
+) -> list[str]:
+    """The commands that check ``f`` (``git am`` when ``mbox``, else ``git apply``) onto
+    ``ref`` by hand, then with bisect-qemu again."""
     work = f"../backport-{safe_name(ref)}"
     opts = (" " + shlex.join(probe_options)) if probe_options else ""
     patch = shlex.quote(str(f.resolve()))
-    if is_mbox(f.read_text(errors="replace")):
+    if mbox:
         apply = f"git -C {work} am {patch}"
     else:
         apply = f"git -C {work} apply --index {patch} && git -C {work} commit -qm backport"
@@ -134,7 +137,7 @@ def adapted_notes(
         "Reproduce (as in VERIFY.md):",
         *[
             x
-            for x in reproduce_commands(result.ref, path, command, probe_options)
+            for x in reproduce_commands(result.ref, path, True, command, probe_options)
             if x != "```sh" and x != "```"
         ],
         "",

@@ -260,20 +260,20 @@ def _reindent(lines: list[str], theirs: str, ours: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _match_before(lines: list[str], at: int, before: list[str], lo: int) -> int:
+def _match_before(lines: list[str], at: int, before: list[str]) -> int:
     """How many of ``before``'s last lines match the old lines just above index ``at``."""
     n = 0
-    while n < len(before) and at - 1 - n >= lo:
+    while n < len(before) and at - 1 - n >= 0:
         if _norm(lines[at - 1 - n]) != _norm(before[len(before) - 1 - n]):
             break
         n += 1
     return n
 
 
-def _match_after(lines: list[str], at: int, after: list[str], hi: int) -> int:
+def _match_after(lines: list[str], at: int, after: list[str]) -> int:
     """How many of ``after``'s first lines match the old lines from index ``at``."""
     n = 0
-    while n < len(after) and at + n <= hi:
+    while n < len(after) and at + n < len(lines):
         if _norm(lines[at + n]) != _norm(after[n]):
             break
         n += 1
@@ -285,7 +285,6 @@ def place_change(lines: list[str], change: Change, lo: int, hi: int) -> list[tup
     0-based): (edit, score, what anchored it), best first; empty when nothing anchors."""
     scored: list[tuple[int, int, str, str, str]] = []
     width = len(change.removed)
-    last = len(lines) - 1
     # Removed lines are inside the body, never its closing brace.  Added lines go before
     # any line of the body up to the closing brace, or right after it (a helper the fix
     # adds after the function).  The context around a place may match beyond the body:
@@ -294,8 +293,8 @@ def place_change(lines: list[str], change: Change, lo: int, hi: int) -> list[tup
     for at in range(lo + 1, stop):
         if width and any(_norm(lines[at + k]) != _norm(change.removed[k]) for k in range(width)):
             continue
-        nb = _match_before(lines, at, change.before, 0)
-        na = _match_after(lines, at + width, change.after, last)
+        nb = _match_before(lines, at, change.before)
+        na = _match_after(lines, at + width, change.after)
         matched = change.removed + change.before[len(change.before) - nb :] + change.after[:na]
         if not any(_says_something(x) for x in matched):
             continue
@@ -348,7 +347,7 @@ def place_hunk(old_text: str, hunk: HunkText) -> tuple[list[Place], str]:
     out: list[Place] = []
     for combo in _product(per_change):
         edits = tuple(e for e, _, _ in combo)
-        if _overlap(edits) or any(a.at > b.at for a, b in itertools.pairwise(edits)):
+        if overlap(edits) or any(a.at > b.at for a, b in itertools.pairwise(edits)):
             continue  # the changes of one hunk stay apart and in their order
         where = "; ".join(
             f"line {e.at + 1} of {c.function}() (fixed file: line {c.new_line}), {anchor},"
@@ -370,7 +369,9 @@ def _product(
     return combos
 
 
-def _overlap(edits: tuple[Edit, ...]) -> bool:
+def overlap(edits: tuple[Edit, ...] | list[Edit]) -> bool:
+    """Whether two edits touch the same lines, or insert at the same place (their order
+    there would be a guess)."""
     spans = sorted((e.at, e.at + e.remove) for e in edits)
     return any(b[0] < a[1] or (b[0] == a[0]) for a, b in zip(spans, spans[1:], strict=False))
 

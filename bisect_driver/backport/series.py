@@ -39,6 +39,8 @@ class Series:
     without_fix: str | None = None
     """REF + the prerequisites alone (when there are any and they apply)."""
     direct: bool = False
+    symbols: list[Symbol] = field(default_factory=list)
+    """What the fix uses that REF lacks, with the commit that introduced each."""
     explanations: list[Explanation] = field(default_factory=list)
     detail: str = ""
 
@@ -68,7 +70,7 @@ def find_series(checkout: Checkout, onto: str, fix: str) -> Series:
 
     first = _try(checkout, onto, [fix])
     result = Series("does not apply", direct=isinstance(first, str))
-    symbols = missing_symbols(repo, onto, fix)
+    symbols = result.symbols = missing_symbols(repo, onto, fix)
     why: dict[str, str] = {}
     for s in symbols:
         if s.commit and in_range(s.commit):

@@ -105,7 +105,7 @@ def one_ref(
     ref_trial = next((t for t in result.trials if t.commit == sha), None)
     if series.status != "applies":
         # Neither the fix nor a short series applies: the backporter's mechanical steps.
-        adaptation = adapt(checkout, ref, sha, candidate)
+        adaptation = adapt(checkout, ref, sha, candidate, series.symbols)
         result.adapt_status, result.adapt_detail = adaptation.status, adaptation.detail
         result.candidates = adaptation.candidates
         if adaptation.candidates and not verify:

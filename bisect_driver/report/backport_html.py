@@ -41,7 +41,7 @@ def backport_html(b: BackportResult) -> str:
     """The whole section for one REF, in a ``<section class='backport'>``."""
     parts = ["<section class='backport'>", render(backport_head(b))]
     for c in b.candidates:
-        parts += [render(candidate_lines(b, c)), side_by_side(c)]
+        parts += [render(candidate_lines(c)), side_by_side(c)]
     tail = backport_tail(b)
     if tail:
         parts.append(render(tail))

@@ -60,7 +60,7 @@ def backport_lines(b: BackportResult) -> list[str]:
     hunks, and where the patches are."""
     out = backport_head(b)
     for c in b.candidates:
-        out += ["", *candidate_lines(b, c)]
+        out += ["", *candidate_lines(c)]
         out += ["", *candidate_diffs(c)]
     return tidy(out + ["", *backport_tail(b)])
 
@@ -124,7 +124,7 @@ def backport_head(b: BackportResult) -> list[str]:
     return tidy(out)
 
 
-def candidate_lines(b: BackportResult, c: Candidate) -> list[str]:
+def candidate_lines(c: Candidate) -> list[str]:
     """One candidate: its result and its provenance (what moved where, which names were
     mapped and from which commit)."""
     out = [f"#### `{c.name}`: **{c.status}**", ""]
