@@ -14,6 +14,10 @@ import git
 
 from bisect_driver.bisect.confirm import confirm_run_id
 from bisect_driver.build.builder import Builder
+from bisect_driver.cluster.builds import BuildSubmitter, ClusterBuilder
+from bisect_driver.cluster.connect import Cluster, connect
+from bisect_driver.cluster.payload import Shipper
+from bisect_driver.cluster.trials import ClusterTrialRunner
 from bisect_driver.plugin.probe import Probe
 from bisect_driver.plugin.recipe import Recipe
 from bisect_driver.probe.evidence import BugSignature
@@ -40,6 +44,24 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     bug_end: str | None = None
     """The reproducing end, whose failures define the bug (known once the ends are tested)."""
+    _cluster: Cluster | None = None
+    _shipper: Shipper | None = None
+
+    def cluster(self) -> Cluster | None:
+        """The Dask cluster of ``--scheduler`` (connected and checked on first use), or
+        None: everything runs on this machine."""
+        if not self.settings.scheduler:
+            return None
+        if self._cluster is None:
+            self._cluster = connect(self.settings.scheduler)
+            self._shipper = Shipper(self._cluster.client)
+        return self._cluster
+
+    def close(self) -> None:
+        """Let go of the cluster (its tasks of this process are released with it)."""
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = self._shipper = None
 
     @property
     def cache_dir(self) -> Path:
@@ -69,6 +91,22 @@ class RunContext:
     @property
     def builder(self) -> Builder:
         s = self.settings
+        cluster = self.cluster()
+        if cluster is not None:
+            assert self._shipper is not None
+            return ClusterBuilder(
+                self.journal,
+                self.recipe,
+                self.the_checkout(),
+                self.cache_dir,
+                self.run_dir / "logs",
+                timeout=s.build_timeout,
+                cache_limit=s.cache_limit or None,
+                min_free=s.min_free,
+                progress=self.progress.line,
+                status=self.status_file,
+                submitter=self.build_submitter(),
+            )
         return Builder(
             self.journal,
             self.recipe,
@@ -82,19 +120,40 @@ class RunContext:
             status=self.status_file,
         )
 
-    def runner(self) -> TrialRunner:
+    def build_submitter(self) -> BuildSubmitter:
+        """How this run's builds are sent to the cluster (steps and speculation alike)."""
+        cluster = self.cluster()
+        assert cluster is not None and self._shipper is not None
         s = self.settings
-        runner = TrialRunner(
-            self.journal,
-            self.probe,
+        return BuildSubmitter(
+            cluster,
+            self._shipper,
+            s.recipe,
+            s.recipe_options,
             self.recipe.key(),
-            self.run_dir / "evidence",
+            self.the_checkout().path,
+            s.build_timeout,
+            s.ccache_remote,
+        )
+
+    def runner(self, use_cluster: bool = True) -> TrialRunner:
+        """The probe stage; ``use_cluster=False`` for a reader of recorded trials (status,
+        report) that must not connect to the run's cluster."""
+        s = self.settings
+        args = (self.journal, self.probe, self.recipe.key(), self.run_dir / "evidence")
+        kwargs = dict(
             jobs=s.jobs,
             trial_timeout=s.trial_timeout or self.probe.default_timeout,
             hang_as=s.hang_as,
             scratch_root=self.cache_dir / "scratch",
             min_free=s.min_free,
             status=self.status_file,
+        )
+        cluster = self.cluster() if use_cluster else None
+        runner = (
+            TrialRunner(*args, **kwargs)  # type: ignore[arg-type]
+            if cluster is None
+            else ClusterTrialRunner(*args, cluster=cluster, probe_name=s.probe, **kwargs)
         )
         runner.bug_end = self.bug_end
         if self.plan is not None:

@@ -95,6 +95,14 @@ class Settings:
     verify_backport: bool = True
     """Build and probe the backport series (the default; --no-verify-backport skips it)."""
     report_dir: Path | None = None
+    # beyond one machine
+    scheduler: str | None = None
+    """A Dask scheduler's address (--scheduler, $DASK_SCHEDULER_ADDRESS, config key
+    ``scheduler``): trials and builds run on its workers (bisect_driver.cluster).  None:
+    on this machine, as always."""
+    ccache_remote: str | None = None
+    """ccache's remote storage URL for builds on workers (``file://``, ``redis://``,
+    ``http://``): compiler caching across hosts."""
 
     def recipe_class(self) -> Any:
         return load_plugin("recipe", self.recipe)

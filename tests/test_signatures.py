@@ -764,23 +764,25 @@ def test_old_journal_migrates_keeping_every_record(tmp_path: Path, version: int)
     )
     j.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
     cols = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
-    assert {"signature", "is_bug"} <= cols
+    assert {"signature", "is_bug", "worker", "host"} <= cols
+    cols = {r[1] for r in db.execute("PRAGMA table_info(builds)")}
+    assert {"host", "speculative"} <= cols
     assert db.execute("SELECT COUNT(*) FROM trials").fetchone() == (4,)
     db.close()
     Journal(path).close()  # reopening a migrated journal is a no-op
 
 
-def test_schema_is_3_and_a_newer_journal_is_refused(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 3
+def test_schema_is_4_and_a_newer_journal_is_refused(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == 4
     path = tmp_path / "journal.sqlite3"
     Journal(path).close()
     db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value='4' WHERE key='schema'")
+    db.execute("UPDATE meta SET value='5' WHERE key='schema'")
     db.commit()
     db.close()
-    with pytest.raises(JournalError, match="schema 4"):
+    with pytest.raises(JournalError, match="schema 5"):
         Journal(path)
 
 

@@ -190,6 +190,22 @@ def add_common(p: argparse.ArgumentParser, recipe: str, probe: str) -> None:
         " drift): fewer trials; a rate that does drift next to the change makes the run"
         " claim nothing (exit 8) instead",
     )
+    c = p.add_argument_group("many machines (docs/cluster.md)")
+    c.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+        help="run trials and builds on the workers of this Dask scheduler (tcp://HOST:8786,"
+        " or tls:// with certificates from the Dask config; default: $DASK_SCHEDULER_ADDRESS,"
+        " else this machine only)",
+    )
+    c.add_argument(
+        "--ccache-remote",
+        metavar="URL",
+        default=None,
+        help="ccache remote storage shared by the workers' builds (file://, redis://, http://"
+        " as ccache supports; needs --scheduler)",
+    )
     load_plugin("recipe", recipe).add_arguments(p.add_argument_group(f"recipe {recipe}"))
     load_plugin("probe", probe).add_arguments(p.add_argument_group(f"probe {probe}"))
 

@@ -153,7 +153,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         before = runner.evidence(sha)
         done = 0
         while done < args.n:
-            batch = min(settings.jobs, args.n - done)
+            batch = min(runner.jobs, args.n - done)
             runner.run(sha, built.artifact_dir, batch)
             done += batch
             ev = runner.evidence(sha)
@@ -217,6 +217,8 @@ def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
     recipe_cls = load_plugin("recipe", args.recipe)
     probe_cls = load_plugin("probe", args.probe)
     given = vars(args)
+    if given.get("ccache_remote") and not given.get("scheduler"):
+        raise UserError("--ccache-remote needs --scheduler: it is for builds on workers")
     if given.get("steady_rate") and args.min_rate is not None:
         raise UserError(
             "--steady-rate and --min-rate cannot be combined: the steady rate is the floor"
@@ -249,6 +251,8 @@ def settings_from(args: argparse.Namespace, validate: bool = True) -> Settings:
         backport_patch=tuple(Path(x).resolve() for x in given.get("backport_patch") or ()),
         verify_backport=given.get("verify_backport") is not False,
         report_dir=Path(given["report_dir"]) if given.get("report_dir") else None,
+        scheduler=given.get("scheduler") or None,
+        ccache_remote=given.get("ccache_remote") or None,
     )
 
 

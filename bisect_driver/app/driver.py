@@ -24,6 +24,7 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.endpoints import Endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.revert import revert_check
+from bisect_driver.cluster.session import cluster_session
 from bisect_driver.context import RunContext
 from bisect_driver.hunt.stage import HuntConfig, checks_tester, hunt
 from bisect_driver.plugin.errors import Interrupted
@@ -119,7 +120,8 @@ def _run_locked(ctx: RunContext, started: float, live: bool = False) -> int:
     )
     checkout = ctx.the_checkout()
     try:
-        result = _hunt_and_check(ctx, started, live, title)
+        with cluster_session(ctx):
+            result = _hunt_and_check(ctx, started, live, title)
         journal.set_run(run_id, status="done", result=result.to_json())
     except Interrupted:
         journal.set_run(run_id, status="interrupted")

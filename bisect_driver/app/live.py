@@ -70,6 +70,8 @@ def render(
         grid.add_row("left", Text(f"~{st.commits_left} commits"))
     grid.add_row("phase", Text(st.phase or "-"))
     grid.add_row("now" if st.busy and running else "last", Text(activity_line(st, now, still="")))
+    for i, line in enumerate(st.workers if running else ()):
+        grid.add_row("workers" if i == 0 else "", Text(line))
     for i, v in enumerate(st.verdicts[-verdicts:] if verdicts else ()):
         grid.add_row(
             "verdicts" if i == 0 else "",

@@ -31,7 +31,7 @@ def print_status(ctx: RunContext) -> None:
     console = Console()
     run = ctx.journal.run_row(plan.run_id) or {}
     verdicts = ctx.journal.verdicts(plan.run_id)
-    runner = ctx.runner()
+    runner = ctx.runner(use_cluster=False)
     now = ctx.status_file.read()
     if now is not None and now.run_id == plan.run_id:
         console.print(render(now, verdicts=0))  # the table below has the verdicts

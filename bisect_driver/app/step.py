@@ -12,6 +12,8 @@ and for `bisect-qemu status`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -20,10 +22,11 @@ from pathlib import Path
 from types import FrameType
 
 from bisect_driver.bisect.direction import Direction, StepCode
-from bisect_driver.context import context_for_run
+from bisect_driver.bisect.gitbisect import record_step_error
+from bisect_driver.context import RunContext, context_for_run
 from bisect_driver.hunt.stage import judge_visited
 from bisect_driver.plugin.errors import BisectError
-from bisect_driver.plugin.proc import kill_live_groups
+from bisect_driver.plugin.proc import PR_SET_PDEATHSIG, _prctl, kill_live_groups
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.progress import fmt_duration
 from bisect_driver.store.runstatus import VerdictLine
@@ -65,9 +68,21 @@ def step_eta(events: list[tuple[float, str, str]], steps_left: int) -> float | N
     return steps_left * (times[-1] - times[0]) / (len(times) - 1)
 
 
+def _die_with_git() -> None:
+    """SIGTERM (-> :func:`_abort`) when `git bisect run` dies: git itself dies with the
+    driver (gitbisect), so a driver killed with -9 leaves no step recording trials."""
+    parent = os.getppid()
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def step_main(cache_dir: Path, run_id: str) -> int:
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGINT, _abort)
+    _die_with_git()
+    ctx: RunContext | None = None
     try:
         ctx = context_for_run(cache_dir, run_id)
         run = ctx.journal.run_row(run_id)
@@ -126,6 +141,9 @@ def step_main(cache_dir: Path, run_id: str) -> int:
         return code
     except BisectError as exc:
         print(f"bisect-qemu step: {exc}", file=sys.stderr)
+        if ctx is not None:
+            with contextlib.suppress(OSError):
+                record_step_error(ctx.run_dir, exc)
         return StepCode.ABORT
     except Exception as exc:  # noqa: BLE001 - git must abort, not mark the commit
         import traceback

@@ -15,6 +15,7 @@ being drawn over.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from bisect_driver.plugin.errors import BisectError, Interrupted
-from bisect_driver.plugin.proc import kill_group, register_group
+from bisect_driver.plugin.proc import die_with_parent, kill_group, register_group
 from bisect_driver.store.repo import SHA_RE, Checkout
 
 
@@ -89,6 +90,7 @@ class GitBisect:
         """`git bisect run CMD`; Ctrl-C / SIGTERM stop it and raise Interrupted."""
         env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        step_error_file(self.log_path.parent).unlink(missing_ok=True)
         interrupted = []
 
         def forward(signum: int, _frame: object) -> None:
@@ -110,6 +112,9 @@ class GitBisect:
                     stderr=None if self.echo is None else subprocess.PIPE,
                     text=True,
                     start_new_session=True,
+                    # git (and through the step's own PDEATHSIG, the step) dies with the
+                    # driver: after a kill -9 nothing may go on recording (docs/cluster.md)
+                    preexec_fn=die_with_parent(),  # this thread waits for it below
                 )
                 if self.echo is not None:
                     pump = threading.Thread(
@@ -154,8 +159,32 @@ class GitBisect:
         )
         if m:
             return BisectOutcome(SHA_RE.findall(m.group(1)), log)
+        stopped = step_error(self.log_path.parent)
+        if stopped is not None:
+            raise stopped  # the step's own error (a lost cluster, a full disk...), not git's
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise BisectError(f"git bisect run did not converge: {tail}")
+
+
+def step_error_file(run_dir: Path) -> Path:
+    return run_dir / "step-error.json"
+
+
+def record_step_error(run_dir: Path, exc: BisectError) -> None:
+    """The step stopped the bisect with ``exc``: the driver ends with it (its message and
+    exit status) instead of git's "did not converge"."""
+    data = {"exit_status": exc.exit_status, "message": str(exc)}
+    step_error_file(run_dir).write_text(json.dumps(data))
+
+
+def step_error(run_dir: Path) -> BisectError | None:
+    try:
+        data = json.loads(step_error_file(run_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    err = BisectError(str(data["message"]))
+    err.exit_status = int(data["exit_status"])
+    return err
 
 
 def _pump(stream: IO[str] | None, echo: Callable[[str], None]) -> None:

@@ -84,7 +84,7 @@ class Builder:
     def _build(self, commit: str) -> BuildOutcome:
         self.artifacts.evict()
         check_free(self.cache_dir, self.min_free, f"building {commit[:12]}")
-        self.checkout.checkout(commit)
+        self._prepare_source(commit)
         start = time.monotonic()
         self.say(f"building {commit[:12]} ({self.recipe.name})")
         if self.status is not None:
@@ -94,8 +94,9 @@ class Builder:
         result, staging, log_path = self._attempt(commit, 1)
         first_failure = None
         attempts = 1
-        if result.status not in (BuildStatus.OK, BuildStatus.TIMEOUT):
-            # A timeout is not retried: it would cost the whole --build-timeout again.
+        if result.status not in (BuildStatus.OK, BuildStatus.TIMEOUT, BuildStatus.KILLED_WORKER):
+            # A timeout is not retried: it would cost the whole --build-timeout again; nor a
+            # build that killed every worker given it (Dask retried it on each already).
             first_failure = f"{result.status}: {result.detail}"
             self.say(f"build of {commit[:12]} failed ({first_failure}); retrying once from clean")
             shutil.rmtree(staging, ignore_errors=True)
@@ -125,6 +126,7 @@ class Builder:
             finished=time.time(),
             attempts=attempts,
             first_failure=first_failure,
+            host=self.built_on,
         )
         self.say(
             f"built {commit[:12]}: {result.status} in {duration:.0f}s"
@@ -145,6 +147,13 @@ class Builder:
         shutil.rmtree(staging, ignore_errors=True)
         self.journal.record_build(record)
         return BuildOutcome(False, None, record, cached=False)
+
+    built_on: str | None = None
+    """Where the last attempt ran (a cluster host), for the journal; None: here."""
+
+    def _prepare_source(self, commit: str) -> None:
+        """Put ``commit``'s source where :meth:`_attempt` builds it: the tool's checkout."""
+        self.checkout.checkout(commit)
 
     def _attempt(self, commit: str, attempt: int) -> tuple[BuildResult, Path, Path]:
         """One run of the recipe; a recipe that raises is a failed build, never a crash."""

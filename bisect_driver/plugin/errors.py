@@ -16,6 +16,7 @@ EXIT_LOCKED = 5  # another run holds the cache lock
 EXIT_JOURNAL = 6  # the journal is unreadable or corrupt
 EXIT_DISK = 7  # not enough free disk to go on; rerun to resume after freeing space
 EXIT_UNCONFIRMED = 8  # an answer, but a check failed or the confidence was not reached
+EXIT_CLUSTER = 9  # the Dask scheduler is unreachable, lost, or its workers refused; rerun
 EXIT_INTERNAL = 70  # a bug in the tool (traceback in the driver log)
 
 
@@ -43,6 +44,13 @@ class LockedError(BisectError):
 
 class JournalError(BisectError):
     exit_status = EXIT_JOURNAL
+
+
+class ClusterError(BisectError):
+    """The cluster cannot serve the run: scheduler unreachable or lost, no workers, a
+    worker with another bisect-qemu.  Nothing recorded is lost: rerun to resume."""
+
+    exit_status = EXIT_CLUSTER
 
 
 class Interrupted(BisectError):

@@ -75,6 +75,20 @@ class Probe(Plugin):
     def prepare(self, cache_dir: Path) -> None:
         """Once per run, before any trial (e.g. build the guest kit).  Default: nothing."""
 
+    def kit_files(self) -> dict[str, Path]:
+        """After :meth:`prepare`: the files a trial on another host needs besides the
+        commit's artifacts (the qcow2 probe's guest kernel and initramfs), by the name
+        :meth:`use_kit` finds them under.  Sent to each worker once, by content digest
+        (docs/cluster.md).  Default: none."""
+        return {}
+
+    def use_kit(self, kit_dir: Path | None, cache_dir: Path) -> None:
+        """On a worker, instead of :meth:`prepare`: take the kit from ``kit_dir`` (the
+        files of :meth:`kit_files`; None when there are none) and settle what depends
+        on the host (its accelerator) in the worker's ``cache_dir``.  Default:
+        :meth:`prepare` there."""
+        self.prepare(cache_dir)
+
     def build_guest_kit(self, cache_dir: Path, force: bool = False) -> Path | None:
         """`bisect-qemu guest build`: build what the probe boots, if it boots anything.
 

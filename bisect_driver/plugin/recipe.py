@@ -29,6 +29,7 @@ class BuildStatus(StrEnum):
     TIMEOUT = "timeout"
     MISSING_ARTIFACT = "missing-artifact"  # the build "succeeded" without its outputs
     FAILED = "failed"  # a failure that fits no finer class
+    KILLED_WORKER = "killed-worker"  # on a cluster: the build killed every worker it was given
 
 
 @dataclass

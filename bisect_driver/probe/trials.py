@@ -35,6 +35,12 @@ CLEAN_VERDICT = "clean"
 here because the verdict layer sits above this one)."""
 
 
+class UnrunnableTrial(Exception):
+    """A trial of this commit cannot be run where trials run: on a cluster, it killed
+    every worker it was given (docs/cluster.md, "Faults").  The commit is a skip with
+    this reason, not an endless retry."""
+
+
 def trial_seed(commit: str, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{commit}:{index}".encode()).digest()[:4], "big")
 
@@ -233,7 +239,14 @@ class TrialRunner:
             **batch,
         )
 
-    def _record(self, ctx: TrialContext, result: TrialResult, started: float) -> TrialRecord:
+    def _record(
+        self,
+        ctx: TrialContext,
+        result: TrialResult,
+        started: float,
+        worker: str | None = None,
+        host: str | None = None,
+    ) -> TrialRecord:
         signature = result.signature or result.extra.get("signature")
         verdict = result.is_bug if result.is_bug is not None else result.extra.get("bug")
         rec = TrialRecord(
@@ -249,6 +262,8 @@ class TrialRunner:
             log_path=result.log_path,
             signature=str(signature)[:SIGNATURE_MAX] if signature else None,
             is_bug=verdict if isinstance(verdict, bool) else None,
+            worker=worker,
+            host=host,
         )
         self.journal.record_trial(self.recipe_key, self.probe_key, rec)
         return rec

@@ -36,6 +36,7 @@ from bisect_driver.report.model import (
     Toolchain,
 )
 from bisect_driver.report.result import RunResult
+from bisect_driver.report.where import collect_where
 from bisect_driver.settings import RunPlan, Settings
 from bisect_driver.store.journal import VerdictRecord
 from bisect_driver.verdict.core import FIRST_ROUND_SHARE
@@ -54,7 +55,7 @@ def collect(ctx: RunContext) -> Report:
     stored = run.get("result")
     result = RunResult.from_json(stored) if stored else None
     verdicts = ctx.journal.verdicts(plan.run_id)
-    runner = ctx.runner()
+    runner = ctx.runner(use_cluster=False)
     bug = runner.bug  # once: with faces it reads every judged commit's trials
     evidence = _evidence(ctx, plan, repo, verdicts, runner, bug)
     confidence, how = confidence_of(verdicts, result)
@@ -103,6 +104,15 @@ def collect(ctx: RunContext) -> Report:
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         backports=tuple(result.backports) if result else (),
         signatures=signatures_of(runner, [e.commit for e in evidence], bug),
+        cluster=collect_where(
+            ctx.journal,
+            plan.run_id,
+            ctx.settings.scheduler,
+            [e.commit for e in evidence],
+            runner,
+            bug,
+            recipe_key,
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from bisect_driver.report.backport_html import backport_html
 from bisect_driver.report.markdown import basis_md
 from bisect_driver.report.model import EvidenceRow, Report
 from bisect_driver.report.text import rate_cell, verdict_paragraph
+from bisect_driver.report.where import where_html
 from bisect_driver.verdict.stats import Verdict
 
 W, H = 900, 320
@@ -213,6 +214,7 @@ def render_html(report: Report) -> str:
         "<h2>Evidence</h2>",
         _table(EVIDENCE_HEADERS, [_evidence_cells(e) for e in report.evidence]),
         *signatures_html(report),
+        *where_html(report.cluster),
         "<h2>Environment</h2>",
         f"<pre>{esc(json.dumps(report.environment.to_json(), indent=2))}</pre>",
         "<h2>Reproduce or resume</h2>",

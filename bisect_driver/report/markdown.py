@@ -7,6 +7,7 @@ import json
 from bisect_driver.bisect.checks import no_independent_check
 from bisect_driver.report.model import EvidenceRow, Report, SignatureRow
 from bisect_driver.report.text import backport_lines, rate_cell, verdict_paragraph
+from bisect_driver.report.where import where_md
 from bisect_driver.verdict.core import STEADY_SOURCE
 from bisect_driver.verdict.stats import Verdict
 
@@ -87,6 +88,7 @@ def render_md(report: Report) -> str:
     ]
     lines += [_evidence_line(e) for e in report.evidence]
     lines += signatures_md(report)
+    lines += where_md(report.cluster)
     lines += _environment(report)
     lines += [
         "",

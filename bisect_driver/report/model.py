@@ -20,6 +20,7 @@ from bisect_driver.backport.model import BackportResult
 from bisect_driver.bisect.checks import Check
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.history import CommitInfo
+from bisect_driver.report.where import ClusterInfo
 from bisect_driver.verdict.stats import Verdict
 
 SCHEMA_VERSION = 4
@@ -328,6 +329,8 @@ class Report:
     signatures: tuple[SignatureRow, ...] = ()
     """Every failure the reproductions named, per commit (in ``evidence``'s order), and
     whether it counted as the bug and why."""
+    cluster: ClusterInfo | None = None
+    """Where trials and builds ran, with --scheduler (report.where); None: this machine."""
 
     @property
     def resume_command(self) -> str:
@@ -369,6 +372,7 @@ class Report:
             "generated": self.generated,
             "backports": [b.to_json() for b in self.backports],
             "signatures": [s.to_json() for s in self.signatures],
+            "cluster": self.cluster.to_json() if self.cluster else None,
         }
 
 

@@ -21,10 +21,13 @@ from typing import Any
 
 from bisect_driver.plugin.errors import JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added builds.attempts and builds.first_failure (a failed build is retried once);
 3 added trials.signature and trials.is_bug (what a reproduction saw, and whether the
-probe itself called it the bug: docs/statistics.md, "Signatures: what counts as the bug")."""
+probe itself called it the bug: docs/statistics.md, "Signatures: what counts as the bug");
+4 added trials.worker, trials.host, builds.host and builds.speculative (where a trial or
+build ran on a Dask cluster, and whether a build was started before a step asked for it:
+docs/cluster.md)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -34,13 +37,14 @@ CREATE TABLE IF NOT EXISTS runs(
 CREATE TABLE IF NOT EXISTS builds(
     commit_sha TEXT NOT NULL, recipe_key TEXT NOT NULL, status TEXT NOT NULL,
     duration REAL, fixups TEXT, detail TEXT, log_path TEXT, fingerprint TEXT,
-    finished REAL, attempts INTEGER DEFAULT 1, first_failure TEXT,
+    finished REAL, attempts INTEGER DEFAULT 1, first_failure TEXT, host TEXT,
+    speculative INTEGER DEFAULT 0,
     PRIMARY KEY(commit_sha, recipe_key));
 CREATE TABLE IF NOT EXISTS trials(
     id INTEGER PRIMARY KEY, commit_sha TEXT NOT NULL, recipe_key TEXT NOT NULL,
     probe_key TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL,
     exit_status INTEGER, signal INTEGER, duration REAL, started REAL, seed INTEGER,
-    detail TEXT, log_path TEXT, signature TEXT, is_bug INTEGER,
+    detail TEXT, log_path TEXT, signature TEXT, is_bug INTEGER, worker TEXT, host TEXT,
     UNIQUE(commit_sha, recipe_key, probe_key, idx));
 CREATE TABLE IF NOT EXISTS verdicts(
     run_id TEXT NOT NULL, commit_sha TEXT NOT NULL, verdict TEXT NOT NULL,
@@ -68,6 +72,10 @@ class BuildRecord:
     """Builds run for this record: 2 when the first failed and was retried."""
     first_failure: str | None = None
     """Why the first attempt failed, when there was a retry."""
+    host: str | None = None
+    """The cluster host that built it (None: this machine, without --scheduler)."""
+    speculative: bool = False
+    """Built on an idle worker before any step asked for it (cluster.speculate)."""
 
 
 @dataclass
@@ -89,6 +97,11 @@ class TrialRecord:
     as this bug; None = the probe gave none, so the signature is compared with the
     reproducing end's.  A column of its own rather than a prefix on the signature, so
     signatures stay comparable and a query can count other failures directly."""
+    worker: str | None = None
+    """The Dask worker that ran it (None: this machine, without --scheduler)."""
+    host: str | None = None
+    """That worker's host name: flake rates change with load, so the report shows the rate
+    per host when trials ran on more than one."""
 
 
 @dataclass
@@ -131,7 +144,11 @@ class Journal:
                 self._db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
                 version = int(row[0])
-                migrations = {1: self._migrate_from_1, 2: self._migrate_from_2}
+                migrations = {
+                    1: self._migrate_from_1,
+                    2: self._migrate_from_2,
+                    3: self._migrate_from_3,
+                }
                 if version not in migrations:
                     raise JournalError(
                         f"journal {path} has schema {row[0]}, this tool reads {SCHEMA_VERSION}"
@@ -167,6 +184,21 @@ class Journal:
             if "is_bug" not in cols:
                 db.execute("ALTER TABLE trials ADD COLUMN is_bug INTEGER")
             db.execute("UPDATE meta SET value='3' WHERE key='schema' AND value='2'")
+
+    def _migrate_from_3(self) -> None:
+        """Schema 3 -> 4: trials and builds say where they ran; every record stays (NULL:
+        on the driver's machine, which is where every earlier record was made)."""
+        with self.transaction() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(trials)").fetchall()}
+            for col in ("worker", "host"):
+                if col not in cols:
+                    db.execute(f"ALTER TABLE trials ADD COLUMN {col} TEXT")
+            cols = {r[1] for r in db.execute("PRAGMA table_info(builds)").fetchall()}
+            if "host" not in cols:
+                db.execute("ALTER TABLE builds ADD COLUMN host TEXT")
+            if "speculative" not in cols:
+                db.execute("ALTER TABLE builds ADD COLUMN speculative INTEGER DEFAULT 0")
+            db.execute("UPDATE meta SET value='4' WHERE key='schema' AND value='3'")
 
     def close(self) -> None:
         self._db.close()
@@ -253,8 +285,8 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO builds(commit_sha, recipe_key, status, duration, fixups,"
-                " detail, log_path, fingerprint, finished, attempts, first_failure)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                " detail, log_path, fingerprint, finished, attempts, first_failure, host,"
+                " speculative) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.commit,
                     rec.recipe_key,
@@ -267,13 +299,15 @@ class Journal:
                     rec.finished,
                     rec.attempts,
                     rec.first_failure,
+                    rec.host,
+                    int(rec.speculative),
                 ),
             )
 
     def build(self, commit: str, recipe_key: str) -> BuildRecord | None:
         rows = self._query(
             "SELECT commit_sha, recipe_key, status, duration, fixups, detail, log_path,"
-            " fingerprint, finished, attempts, first_failure FROM builds"
+            " fingerprint, finished, attempts, first_failure, host, speculative FROM builds"
             " WHERE commit_sha=? AND recipe_key=?",
             (commit, recipe_key),
         )
@@ -292,6 +326,8 @@ class Journal:
             r[8],
             r[9] or 1,
             r[10],
+            r[11],
+            bool(r[12]),
         )
 
     # -- trials -------------------------------------------------------------
@@ -299,8 +335,8 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO trials(commit_sha, recipe_key, probe_key, idx, outcome, exit_status,"
-                " signal, duration, started, seed, detail, log_path, signature, is_bug)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " signal, duration, started, seed, detail, log_path, signature, is_bug, worker,"
+                " host) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.commit,
                     recipe_key,
@@ -316,6 +352,8 @@ class Journal:
                     rec.log_path,
                     rec.signature,
                     None if rec.is_bug is None else int(rec.is_bug),
+                    rec.worker,
+                    rec.host,
                 ),
             )
 
@@ -337,7 +375,7 @@ class Journal:
         last, cached = self._trial_cache.get(key, (0, []))
         rows = self._query(
             "SELECT rowid, commit_sha, idx, outcome, exit_status, signal, duration, started,"
-            " seed, detail, log_path, signature, is_bug FROM trials"
+            " seed, detail, log_path, signature, is_bug, worker, host FROM trials"
             " WHERE commit_sha=? AND recipe_key=? AND probe_key=? AND rowid>? ORDER BY rowid",
             (commit, recipe_key, probe_key, last),
         )
@@ -357,6 +395,8 @@ class Journal:
                 log_path=r[10],
                 signature=r[11],
                 is_bug=None if r[12] is None else bool(r[12]),
+                worker=r[13],
+                host=r[14],
             )
             for r in rows
         ]

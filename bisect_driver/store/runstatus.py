@@ -90,6 +90,8 @@ class RunStatus:
     batch: int = 0
     """Trials running right now (0 between batches)."""
     batch_since: float | None = None
+    workers: tuple[str, ...] = ()
+    """On a cluster (--scheduler): one line per worker, what it runs now or "idle"."""
     verdicts: tuple[VerdictLine, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +104,7 @@ class RunStatus:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["verdicts"] = tuple(VerdictLine(**v) for v in values.get("verdicts") or ())
+        values["workers"] = tuple(values.get("workers") or ())
         return cls(**values)
 
     @property

@@ -196,6 +196,7 @@ class Reason(StrEnum):
     UNDECIDED = "undecided after"  # the trial cap was reached: a skip
     BUILD = "build "  # the commit did not build: a skip ("build failed: ...")
     CORRECTED = "corrected by confirmation"  # the strict test overturned the step's verdict
+    UNRUNNABLE = "trials cannot run: "  # a trial killed every worker given it (a skip)
 
     @classmethod
     def of(cls, reason: str) -> Reason | None:

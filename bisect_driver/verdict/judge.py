@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bisect_driver.build.builder import Builder, BuildOutcome
 from bisect_driver.probe.evidence import Evidence
-from bisect_driver.probe.trials import TrialRunner
+from bisect_driver.probe.trials import TrialRunner, UnrunnableTrial
 from bisect_driver.store.journal import Journal, VerdictRecord
 from bisect_driver.verdict.core import (
     BACKGROUND_EVENT,
@@ -234,4 +234,9 @@ class CommitTester:
             if step.action is Next.CALIBRATE:
                 can_calibrate = self.calibrate_reference()
                 continue
-            ev = self.run_batch(commit, built.artifact_dir)
+            try:
+                ev = self.run_batch(commit, built.artifact_dir)
+            except UnrunnableTrial as exc:
+                return self.record(
+                    self.runner.evidence(commit), Verdict.SKIP, 1.0, f"{Reason.UNRUNNABLE}{exc}"
+                )

@@ -216,6 +216,24 @@ class Qcow2SigtermProbe(Probe):
         else:
             self.resolved_accel = self.accel
 
+    def kit_files(self) -> dict[str, Path]:
+        """The guest kit, for trials on Dask workers (bisect_driver.cluster)."""
+        if self.kit is None:
+            return {}
+        return {"vmlinuz": self.kit.kernel, "initramfs.cpio": self.kit.initramfs}
+
+    def use_kit(self, kit_dir: Path | None, cache_dir: Path) -> None:
+        """On a worker: boot the kit the driver sent; the accelerator is this host's own
+        (detected, never assumed: another host's /dev/kvm may boot where ours cannot)."""
+        if kit_dir is None:
+            self.prepare(cache_dir)
+            return
+        self.kit = GuestKit(kit_dir / "vmlinuz", kit_dir / "initramfs.cpio", kit_dir.name[:24])
+        if self.accel == "auto":
+            self.resolved_accel = accel_mod.detect_accel(cache_dir, self.kit)
+        else:
+            self.resolved_accel = self.accel
+
     # ------------------------------------------------------------------ trials
     def run_trial(self, ctx: TrialContext) -> TrialResult:
         pending = self._run_phase(ctx)
