@@ -10,6 +10,7 @@ tmpfs.  Either way a worker is a plain ``dask worker ADDRESS`` process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -53,13 +54,18 @@ class DaskCluster:
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bq-dask-logs-")))
     shared: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bq-dask-")))
     as_nobody: bool = True
+    force_namespace: bool = False
+    """Workers as root in a private mount namespace even when nobody could run them (the
+    qcow2 probe's guestfs reads the host kernel, which only root may)."""
+    hidden: list[Path] = field(default_factory=list)
+    """More folders the workers must not see (in the namespace mode: the user's repo)."""
 
     def start(self) -> DaskCluster:
         self.private.mkdir(parents=True, exist_ok=True)
         self.private.chmod(0o700)
         self.shared.chmod(0o755)
         self.logs.chmod(0o777)
-        self.as_nobody = nobody_can_run_python()
+        self.as_nobody = not self.force_namespace and nobody_can_run_python()
         port = free_port()
         self.address = f"{self.scheme}://127.0.0.1:{port}"
         log = open(self.logs / "scheduler.log", "wb")  # noqa: SIM115 - closed with the process
@@ -119,7 +125,8 @@ class DaskCluster:
                 shutil.chown(path, "nobody", "nogroup")
             cmd = ["runuser", "-u", "nobody", "--", "env", f"HOME={local}", *cmd]
         else:
-            hide = f'mount -t tmpfs none {self.private} && exec "$@"'
+            mounts = " && ".join(f"mount -t tmpfs none {p}" for p in [self.private, *self.hidden])
+            hide = f'{mounts} && exec "$@"'
             cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh", *cmd]
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
@@ -154,19 +161,15 @@ class DaskCluster:
 
     def stop(self) -> None:
         for proc in [*self.workers, *self.procs]:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
         deadline = time.monotonic() + 15
         for proc in [*self.workers, *self.procs]:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
                 proc.wait()
         shutil.rmtree(self.shared, ignore_errors=True)
 

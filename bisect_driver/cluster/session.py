@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bisect_driver.bisect.direction import Direction
 from bisect_driver.cluster.connect import Cluster, one_line
 from bisect_driver.cluster.speculate import Speculator
+from bisect_driver.store.runstatus import BUILDING
 
 if TYPE_CHECKING:
     from bisect_driver.context import RunContext
@@ -57,6 +58,11 @@ def _what(key: str) -> str:
     if key.startswith("bq-build-") and len(parts) > 4:
         return f"build of {parts[-2][:12]}"
     return key[:40]
+
+
+def _building(ctx: RunContext) -> bool:
+    now = ctx.status_file.read()
+    return now is not None and now.doing == BUILDING
 
 
 @contextlib.contextmanager
@@ -99,6 +105,7 @@ def cluster_session(ctx: RunContext) -> Iterator[None]:
         ctx.settings.first_parent,
         ctx.progress.line,
         ends=(plan.good, plan.bad),
+        waiting_on_build=lambda: _building(ctx),
     ).start()
     stop = threading.Event()
 

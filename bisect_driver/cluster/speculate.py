@@ -1,9 +1,10 @@
 """Speculative builds: idle workers build the commits the bisect may visit next.
 
 A thread of the driver (the process that lives for the whole run) looks at the
-tool-owned checkout's bisect once a second.  When workers have been idle for two looks,
-it sends them builds of the commits :func:`~bisect_driver.cluster.plan.lookahead`
-names, nearest first, at a priority below trials and below the builds a step waits for.
+tool-owned checkout's bisect once a second.  When the run waits for a build and workers
+have been idle for two looks, it sends them builds of the commits
+:func:`~bisect_driver.cluster.plan.lookahead` names, nearest first, at a priority below
+trials and below the builds a step waits for.
 A finished build is recorded like any other, marked speculative, unless a step recorded
 it first (the same Dask key: a step that needs a commit being built speculatively waits
 for that build instead of starting another).  The journal says which builds were
@@ -53,6 +54,7 @@ class Speculator:
         first_parent: bool,
         say: Callable[[str], None],
         ends: tuple[str, str] | None = None,
+        waiting_on_build: Callable[[], bool] = lambda: True,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -76,6 +78,10 @@ class Speculator:
         levels below it are the same whichever end turns out to carry the bug, so idle
         workers build them while the ends are built and tested."""
         self._bisected = False
+        self.waiting_on_build = waiting_on_build
+        """True while the run waits for a build: the only time workers are idle for long.
+        While trials run, every slot has a trial (a batch is as large as the cluster), and
+        a build started in a gap between two trials would hold its slot for minutes."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="speculator", daemon=True)
 
@@ -136,7 +142,7 @@ class Speculator:
         slots = self.submitter.cluster.slots
         free = plan.idle_slots(slots, running, self._idle_before)
         self._idle_before = max(0, slots - running)
-        if state is None or free <= 0:
+        if state is None or free <= 0 or not self.waiting_on_build():
             return
 
         def done(commit: str) -> bool:
