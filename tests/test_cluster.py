@@ -242,6 +242,26 @@ def test_unreachable_scheduler_is_one_line_and_exit_9(tmp_path: Path) -> None:
     assert trial_count(tmp_path / "cache") == 0
 
 
+@pytest.mark.parametrize("how", ["environment", "config"])
+def test_scheduler_from_environment_or_config(tmp_path: Path, how: str) -> None:
+    """$DASK_SCHEDULER_ADDRESS and the config key ``scheduler`` point a run at a cluster as
+    --scheduler does (here one that is not there: the run says so, exit 9)."""
+    repo = generate(tmp_path / "repo", FlakySpec(commits=6, change_at=3))
+    address = f"tcp://127.0.0.1:{free_port()}"
+    args = hunt_args(repo, tmp_path / "cache", "x")
+    del args[args.index("--scheduler") : args.index("--scheduler") + 2]
+    env = dict(os.environ)
+    if how == "environment":
+        env["DASK_SCHEDULER_ADDRESS"] = address
+    else:
+        config = tmp_path / "bq.toml"
+        config.write_text(f'scheduler = "{address}"\n')
+        args += ["--config", str(config)]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == EXIT_CLUSTER, res.stderr
+    assert f"cannot reach the Dask scheduler at {address}" in res.stderr
+
+
 def test_ccache_remote_needs_a_scheduler(tmp_path: Path) -> None:
     repo = generate(tmp_path / "repo", FlakySpec(commits=6, change_at=3))
     args = hunt_args(repo, tmp_path / "cache", "x", "--ccache-remote", "file:///tmp/x")

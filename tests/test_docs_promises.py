@@ -36,6 +36,14 @@ FOREIGN = {
     "--check",
     "--reverse",
     "--index",
+    # dask scheduler's and dask worker's own (README "Many machines", docs/cluster.md)
+    "--port",
+    "--nthreads",
+    "--nworkers",
+    "--protocol",
+    "--tls-ca-file",
+    "--tls-cert",
+    "--tls-key",
 }
 FOREIGN_PREFIXES = ("--disable-", "--enable-", "--term-")
 

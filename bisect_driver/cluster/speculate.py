@@ -16,6 +16,7 @@ cancelled.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -166,8 +167,14 @@ class Speculator:
     def _record(self, commit: str, fut: Any, duration: float) -> None:
         """Record a finished speculative build, unless a step already did."""
         with build_lock(self.cache_dir, self.key, commit):
-            if self.journal.build(commit, self.key) is not None:
-                return  # a step waited for this very build and recorded it
+            existing = self.journal.build(commit, self.key)
+            if existing is not None:
+                if fut.status == "finished" and existing.finished >= time.time() - duration:
+                    # A step asked for it while it ran, waited for this very task (same
+                    # key) and recorded it: built ahead, and used.
+                    self.journal.record_build(dataclasses.replace(existing, speculative=True))
+                    self.built.append(commit)
+                return
             try:
                 answer = fut.result()
             except Exception as exc:  # noqa: BLE001 - the step will build it itself

@@ -23,7 +23,7 @@ from bisect_driver.bisect.history import CommitInfo
 from bisect_driver.report.where import ClusterInfo
 from bisect_driver.verdict.stats import Verdict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """report.json's ``schema``; docs/report.md describes this version."""
 
 
