@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -87,6 +88,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> tuple[Figure, float, dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM ends the bench through its finally blocks: the cluster it started stops too
+    signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -173,6 +173,9 @@ def test_hunt_on_two_workers_survives_a_killed_worker(private: Path) -> None:
         assert workers & first_w1 and workers - first_w1  # both workers ran trials
         assert builds and all(host for host, _s in builds)  # every build ran on a worker
         assert any(remote.rglob("*")), "ccache's remote storage got nothing"
+        with journal(cache) as db:
+            sent = db.execute("SELECT message FROM events WHERE kind='payload'").fetchall()
+        assert sent and len(sent) == len(set(sent))  # each payload reached a worker once
         assert not pids_with_cwd_under(cluster.shared / "w1-cache" / "payloads")
         assert not pids_with_cwd_under(cluster.shared / "w2-cache" / "payloads")
         report = report_of(cache)
@@ -208,7 +211,9 @@ def test_idle_workers_build_ahead_of_the_bisect(private: Path) -> None:
     cluster = DaskCluster(private).start()
     try:
         args = hunt_args(repo, cache, cluster.address, "--no-verify-backport")
-        args[args.index(BUILD)] = f"sleep 3 && {BUILD}"
+        # make, in the worker's persistent tree: a stale object would make the candidate's
+        # binary its parent's, and the run's identical-binaries check would fail (exit 8)
+        args[args.index(BUILD)] = "sleep 3 && make -s"
         res = subprocess.run(args, capture_output=True, text=True, timeout=900)
         assert res.returncode == EXIT_FOUND, res.stderr[-3000:]
         assert res.stdout.strip().splitlines()[-1] == repo.shas[11]
@@ -494,6 +499,29 @@ def test_idle_slots_and_to_build() -> None:
     picked = plan.to_build(iter("abcdef"), lambda c: c == "b", {"c"}, 2)
     assert picked == ["a", "d"]
     assert plan.to_build(iter("abc"), lambda c: False, set(), 0) == []
+
+
+def test_sync_tree_keeps_mtimes_of_unchanged_files(tmp_path: Path) -> None:
+    from bisect_driver.cluster.tasks import sync_tree
+
+    a, b, dest, manifest = tmp_path / "a", tmp_path / "b", tmp_path / "tree", tmp_path / "m"
+    for root, text in ((a, "one"), (b, "two")):
+        (root / "sub").mkdir(parents=True)
+        (root / "same.c").write_text("int x;\n")
+        (root / "changed.c").write_text(text)
+        (root / "link").symlink_to("same.c" if root == a else "changed.c")
+    (a / "sub" / "removed.h").write_text("gone in b")
+    (b / "sub" / "added.h").write_text("new in b")
+    assert sync_tree(a, dest, manifest) == 4
+    (dest / "same.o").write_text("built")  # an output the build wrote: not a source file
+    old = {p: (dest / p).stat().st_mtime_ns for p in ("same.c", "changed.c")}
+    time.sleep(0.02)
+    assert sync_tree(b, dest, manifest) == 3  # changed.c, link, added.h
+    assert (dest / "same.c").stat().st_mtime_ns == old["same.c"]
+    assert (dest / "changed.c").stat().st_mtime_ns > old["changed.c"]
+    assert (dest / "changed.c").read_text() == "two" and os.readlink(dest / "link") == "changed.c"
+    assert not (dest / "sub" / "removed.h").exists() and (dest / "sub" / "added.h").exists()
+    assert (dest / "same.o").read_text() == "built"
 
 
 # -- payloads and the guard ------------------------------------------------------------------

@@ -73,6 +73,9 @@ class Speculator:
         self.started: list[str] = []
         self.built: list[str] = []
         self.cancelled: list[str] = []
+        self.failed: set[str] = set()
+        """Speculative builds that did not build: never tried ahead again (a step that
+        needs one builds it itself, with the retry from clean)."""
         self._idle_before = 0
         self.before = plan.BisectState(frozenset({ends[0]}), ends[1], None) if ends else None
         """The bisect's first state, known before it starts: the first step and the
@@ -147,7 +150,7 @@ class Speculator:
             return
 
         def done(commit: str) -> bool:
-            return self.journal.build(commit, self.key) is not None
+            return commit in self.failed or self.journal.build(commit, self.key) is not None
 
         for commit in plan.to_build(
             plan.lookahead(self.next_of, state), done, set(self.in_flight), free
@@ -178,6 +181,7 @@ class Speculator:
             try:
                 answer = fut.result()
             except Exception as exc:  # noqa: BLE001 - the step will build it itself
+                self.failed.add(commit)
                 self.journal.event(self.run_id, SPECULATIVE_EVENT, f"{commit} lost {one_line(exc)}")
                 return
             staging = self.artifacts.staging(commit)
@@ -192,6 +196,7 @@ class Speculator:
                 f"{commit} {result.status} {answer.get('duration', duration):.1f}s {host}",
             )
             if result.status != BuildStatus.OK or (main and fp is None):
+                self.failed.add(commit)
                 # Not recorded: the step that needs it builds it with the usual retry.
                 import shutil
 

@@ -180,6 +180,65 @@ def build_dir_for(recipe_key: str) -> Iterator[Path]:
         return
 
 
+def sync_tree(src: Path, dest: Path, manifest: Path) -> int:
+    """Make ``dest`` hold ``src``'s files as ``git checkout`` would: a file whose content
+    (or mode, or link target) changed is rewritten and gets a new mtime; an unchanged file
+    keeps its mtime; a file the last source had and this one lacks is removed; files the
+    build wrote (not in any source) stay.  Returns how many files were written.
+
+    Why not a fresh copy per build: an out-of-tree build directory records its source
+    path, so the path must stay; and ``git archive`` gives every file the commit's time,
+    older than any object built, so make would rebuild nothing after a change."""
+    dest.mkdir(parents=True, exist_ok=True)
+    before = set(manifest.read_text().splitlines()) if manifest.exists() else set()
+    now: set[str] = set()
+    written = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src).as_posix()
+        target = dest / rel
+        if path.is_dir() and not path.is_symlink():
+            if target.is_symlink() or (target.exists() and not target.is_dir()):
+                target.unlink()
+            target.mkdir(exist_ok=True)
+            continue
+        now.add(rel)
+        if path.is_symlink():
+            link = os.readlink(path)
+            if target.is_symlink() and os.readlink(target) == link:
+                continue
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            target.symlink_to(link)
+            written += 1
+            continue
+        mode = path.stat().st_mode & 0o777
+        if (
+            target.is_file()
+            and not target.is_symlink()
+            and target.stat().st_size == path.stat().st_size
+            and target.read_bytes() == path.read_bytes()
+        ):
+            if target.stat().st_mode & 0o777 != mode:
+                target.chmod(mode)
+            continue
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        shutil.copyfile(path, target)  # a new mtime: make sees the change
+        target.chmod(mode)
+        written += 1
+    for rel in sorted(before - now):
+        gone = dest / rel
+        if gone.is_symlink() or gone.is_file():
+            gone.unlink()
+    manifest.write_text("\n".join(sorted(now)) + "\n")
+    return written
+
+
 def build_commit(spec: dict[str, Any], source: PayloadRef, source_data: bytes) -> dict[str, Any]:
     """One build of a commit from its shipped source: the result, the artifacts (a
     :func:`~bisect_driver.cluster.payload.pack` tar) on success, the log, where it ran."""
@@ -187,8 +246,6 @@ def build_commit(spec: dict[str, Any], source: PayloadRef, source_data: bytes) -
     source_dir, fetched = materialise(source, source_data)
     work = _scratch("build-")
     try:
-        src = work / "src"
-        shutil.copytree(source_dir, src, symlinks=True)
         out_dir = work / "out"
         out_dir.mkdir()
         log_path = work / "build.log"
@@ -199,9 +256,15 @@ def build_commit(spec: dict[str, Any], source: PayloadRef, source_data: bytes) -
         if spec.get("ccache_remote"):
             env["CCACHE_REMOTE_STORAGE"] = str(spec["ccache_remote"])
         with build_dir_for(spec["recipe_key"]) as build_dir:
-            if spec["attempt"] > 1:
-                shutil.rmtree(build_dir, ignore_errors=True)  # a retry starts clean
+            # The build dir's own source tree, at a path that stays (see sync_tree).
+            src = build_dir.with_name(build_dir.name + ".src")
+            manifest = build_dir.with_name(build_dir.name + ".tracked")
+            if spec["attempt"] > 1:  # a retry starts clean: build dir and tree
+                for path in (build_dir, src):
+                    shutil.rmtree(path, ignore_errors=True)
+                manifest.unlink(missing_ok=True)
                 build_dir.mkdir()
+            sync_tree(source_dir, src, manifest)
             full = {
                 "mode": "build",
                 "recipe": spec["recipe"],

@@ -35,6 +35,8 @@ from bisect_driver.probe.trials import TrialRunner, UnrunnableTrial, trial_seed
 from bisect_driver.store.disk import check_free
 from bisect_driver.store.journal import TrialRecord
 
+PAYLOAD_EVENT = "payload"
+"""Journal event: a payload (digest) unpacked into a worker's cache, and which worker."""
 RESEND_MAX = 2
 """Times a trial the scheduler dropped while connected is sent again."""
 TRIAL_PRIORITY = 10
@@ -200,6 +202,9 @@ class ClusterTrialRunner(TrialRunner):
                 is_bug=out.get("is_bug"),
                 extra=dict(out.get("extra") or {}),
             )
+        for digest in answer.get("fetched") or ():
+            # what reached a worker's disk: once per digest and worker (docs/cluster.md)
+            self.journal.event(None, PAYLOAD_EVENT, f"{digest} {answer.get('worker')}")
         kept = self._keep_evidence(commit, answer.get("evidence") or {}, out.get("log_path"))
         result.log_path = kept
         return self._record(ctx, result, started, answer.get("worker"), answer.get("host"))
