@@ -1,7 +1,8 @@
 """The real QEMU hunt on one machine and on a Dask cluster of k workers, same hour, cold.
 
     python bench/cluster_real.py --qemu /path/to/qemu-clone --work /tmp/cl-real \
-        [--workers 2] [--modes local,cluster] [--out docs/results/cluster.md]
+        [--workers 2] [--modes local,cluster] [--cluster-args '--ccache-remote URL'] \
+        [--out FILE]
 
 Run by hand on an otherwise idle machine, with a QEMU clone that has the v1.0 and v1.1.0
 tags.  Each mode starts from an empty cache (and so an empty ccache), one after the
@@ -75,7 +76,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> tuple[Figure, float, dict[s
         cluster = DaskCluster(
             private, nworkers=args.workers, force_namespace=True, hidden=[args.qemu.resolve()]
         ).start()
-        command += ["--scheduler", cluster.address]
+        command += ["--scheduler", cluster.address, *args.cluster_args.split()]
     try:
         before = busy_cpu_s()
         figure = measure(mode, command, args.work, args.work / "logs")
@@ -98,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="dask workers (default 2)")
     ap.add_argument("--modes", default="local,cluster", help="which runs (default both)")
     ap.add_argument("--tool", default="bisect-qemu", help="the bisect-qemu command")
+    ap.add_argument(
+        "--cluster-args",
+        default="",
+        help="more options for the cluster run, e.g. '--ccache-remote file:///srv/ccache'",
+    )
     ap.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -112,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode in args.modes.split(","):
         f, cpu, facts = run_mode(mode, args)
         minutes, seconds = divmod(f.wall_s, 60)
+        label = f"{mode} {args.cluster_args}".strip() if mode == "cluster" else mode
         lines.append(
-            f"| {mode} | {int(minutes)} min {seconds:04.1f} s | {cpu:.0f} |"
+            f"| {label} | {int(minutes)} min {seconds:04.1f} s | {cpu:.0f} |"
             f" {f.user_s + f.sys_s:.0f} | {f.exit_status} | {f.answer[:12] or '-'} |"
             f" {facts['trials']} | {facts['builds']} ({facts['builds_on_workers']}) |"
             f" {facts['trial_hosts']} | {facts['speculative']} |"

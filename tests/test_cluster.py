@@ -25,6 +25,7 @@ from dask_cluster import DaskCluster, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bisect_driver.app.cluster_session import _what
 from bisect_driver.app.flaky_project import FlakyRepo, FlakySpec, generate
 from bisect_driver.app.live import render
 from bisect_driver.cluster import plan
@@ -36,7 +37,6 @@ from bisect_driver.cluster.payload import (
     pack,
     unpack,
 )
-from bisect_driver.cluster.session import _what
 from bisect_driver.plugin.errors import EXIT_CLUSTER, EXIT_FOUND
 from bisect_driver.store.runstatus import RunStatus
 
@@ -335,7 +335,8 @@ def test_a_trial_that_kills_its_workers_makes_its_commit_a_skip(private: Path) -
                 "SELECT verdict, reason FROM verdicts WHERE commit_sha=?", (victim,)
             ).fetchall()
         assert rows and rows[0][0] == "skip", rows
-        assert "killed every worker that ran it" in rows[0][1]
+        reason = rows[0][1]
+        assert "killed every worker that ran it" in reason or "lost with its worker" in reason
         assert repo.shas[30] in res.stdout
     finally:
         cluster.stop()
@@ -354,7 +355,10 @@ def test_a_lost_scheduler_stops_the_run_and_a_rerun_resumes(private: Path) -> No
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == EXIT_CLUSTER, err[-3000:]
         last = [x for x in err.splitlines() if x.startswith("bisect-qemu: error")]
-        assert last and "lost the Dask scheduler" in last[-1] and "rerun" in last[-1]
+        # lost during a step, or between two (the next step cannot reach it): either way
+        # one line that says to rerun
+        assert last and "rerun" in last[-1]
+        assert "lost the Dask scheduler" in last[-1] or "cannot reach" in last[-1]
         before = nothing_lost_or_repeated(cache)
     finally:
         cluster.stop()

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import time
 
+from bisect_driver.app.cluster_session import cluster_session
 from bisect_driver.app.live import watch
 from bisect_driver.app.overlap import InBackground
 from bisect_driver.app.unattended import unattended
@@ -24,7 +25,6 @@ from bisect_driver.bisect.direction import Direction
 from bisect_driver.bisect.endpoints import Endpoints
 from bisect_driver.bisect.gitbisect import GitBisect, step_command
 from bisect_driver.bisect.revert import revert_check
-from bisect_driver.cluster.session import cluster_session
 from bisect_driver.context import RunContext
 from bisect_driver.hunt.stage import HuntConfig, checks_tester, hunt
 from bisect_driver.plugin.errors import Interrupted

@@ -23,10 +23,13 @@ from bisect_driver.build.builder import Builder, BuildOutcome
 from bisect_driver.cluster import tasks
 from bisect_driver.cluster.connect import Cluster, one_line
 from bisect_driver.cluster.payload import PayloadRef, Shipper, unpack
+from bisect_driver.cluster.trials import scheduler_gone
 from bisect_driver.plugin.errors import ClusterError
 from bisect_driver.plugin.options import options_to_json
 from bisect_driver.plugin.recipe import BuildResult, BuildStatus
 
+RESEND_MAX = 2
+"""Times a build the scheduler dropped while connected is sent again."""
 BUILD_PRIORITY = 0
 """Dask priority of a build a step waits for (speculative builds: below it)."""
 SPECULATIVE_PRIORITY = -10
@@ -86,7 +89,11 @@ class BuildSubmitter:
         self.ccache_remote = ccache_remote
 
     def source(self, commit: str) -> PayloadRef:
-        return self.shipper.ship_bytes(f"src-{commit}", source_of(self.repo_path, commit))
+        digest = f"src-{commit}"
+        shipped = self.shipper.shipped(digest)
+        if shipped is not None:
+            return shipped
+        return self.shipper.ship_bytes(digest, source_of(self.repo_path, commit))
 
     def submit(self, commit: str, attempt: int, priority: int) -> Any:
         spec = {
@@ -147,22 +154,28 @@ class ClusterBuilder(Builder):
         log_path = self.log_dir / f"build-{commit[:12]}{suffix}.log"
         if self.status is not None:
             self.status.update(build_log=str(log_path))
-        try:
-            answer = self.submitter.submit(commit, attempt, BUILD_PRIORITY).result()
-        except KilledWorker as exc:
-            self.built_on = None
-            return (
-                BuildResult(
-                    BuildStatus.KILLED_WORKER,
-                    detail=f"the build killed every worker that ran it ({one_line(exc)})",
-                ),
-                staging,
-                log_path,
-            )
-        except (CancelledError, OSError, TimeoutError) as exc:
-            raise ClusterError(
-                f"lost the Dask scheduler at {self.submitter.cluster.address}"
-                f" ({one_line(exc)}); what was recorded is kept: rerun the same command to resume"
-            ) from None
+        resent = 0
+        while True:
+            try:
+                answer = self.submitter.submit(commit, attempt, BUILD_PRIORITY).result()
+                break
+            except KilledWorker as exc:
+                self.built_on = None
+                detail = f"the build killed every worker that ran it ({one_line(exc)})"
+                return BuildResult(BuildStatus.KILLED_WORKER, detail=detail), staging, log_path
+            except (CancelledError, OSError, TimeoutError) as exc:
+                if scheduler_gone(self.submitter.cluster.client, exc):
+                    raise ClusterError(
+                        f"lost the Dask scheduler at {self.submitter.cluster.address}"
+                        f" ({one_line(exc)}); what was recorded is kept: rerun the same"
+                        " command to resume"
+                    ) from None
+                # Connected still: the task was dropped (its source's only copy was on a
+                # worker that died: "lost dependencies"), so send it again, a few times.
+                if resent >= RESEND_MAX:
+                    self.built_on = None
+                    detail = f"the build was lost with its worker {resent + 1} times"
+                    return BuildResult(BuildStatus.KILLED_WORKER, detail=detail), staging, log_path
+                resent += 1
         self.built_on = answer.get("host")
         return take_answer(answer, staging, log_path), staging, log_path

@@ -15,6 +15,8 @@ from typing import Any
 from bisect_driver.cluster.identity import describe_here, install_identity
 from bisect_driver.plugin.errors import ClusterError
 
+CLUSTER_EVENT = "cluster"
+"""Journal event: the workers (address, host, user, threads) that served a run."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to reach the scheduler before the run stops with one line."""
 WORKER_WAIT = 60.0
@@ -72,7 +74,8 @@ def connect(
         client = Client(address, timeout=timeout, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, ValueError, TypeError) as exc:
         raise ClusterError(
-            f"cannot reach the Dask scheduler at {address}: {one_line(exc)}"
+            f"cannot reach the Dask scheduler at {address}: {one_line(exc)};"
+            " start it (or give another --scheduler) and rerun: what was recorded is kept"
         ) from None
     try:
         try:

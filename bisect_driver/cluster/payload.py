@@ -93,6 +93,8 @@ class Shipper:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._sent: dict[str, tuple[Any, PayloadRef]] = {}
+        self._bytes: dict[str, bytes] = {}
+        """The driver's copy of what it scattered, to scatter again after a loss."""
         self._digests: dict[tuple[str, int], str] = {}
         self._everywhere: dict[str, frozenset[str]] = {}
         """digest -> the workers known to hold it on disk."""
@@ -109,21 +111,32 @@ class Shipper:
     def ship(self, path: Path) -> PayloadRef:
         digest = self.digest(path)
         if digest not in self._sent:
-            data = pack(path)
-            future = self.client.scatter(data, hash=True)
-            self._sent[digest] = (future, PayloadRef(digest, future.key, len(data)))
+            return self.ship_bytes(digest, pack(path))
         return self._sent[digest][1]
 
     def ship_bytes(self, digest: str, data: bytes) -> PayloadRef:
         """Bytes already packed (a commit's ``git archive``), under the caller's digest."""
         if digest not in self._sent:
+            self._bytes[digest] = data
             future = self.client.scatter(data, hash=True)
             self._sent[digest] = (future, PayloadRef(digest, future.key, len(data)))
         return self._sent[digest][1]
 
+    def shipped(self, digest: str) -> PayloadRef | None:
+        sent = self._sent.get(digest)
+        return sent[1] if sent else None
+
     def data(self, ref: PayloadRef) -> Any:
-        """The scattered bytes of ``ref`` (a Future: pass it to a task as a dependency)."""
-        return self._sent[ref.digest][0]
+        """The scattered bytes of ``ref`` (a Future: pass it to a task as a dependency).
+
+        Scattered bytes live on one worker until tasks copy them; when that worker dies
+        they are lost (tasks that needed them are cancelled: "lost dependencies"), and
+        they are scattered again here from the driver's copy."""
+        future, kept = self._sent[ref.digest]
+        if future.status != "finished":
+            future = self.client.scatter(self._bytes[ref.digest], hash=False)
+            self._sent[ref.digest] = (future, kept)
+        return future
 
     def everywhere(self, refs: list[PayloadRef], workers: frozenset[str]) -> bool:
         """True when every one of ``workers`` holds all ``refs`` on disk (asked once per

@@ -112,12 +112,16 @@ class Speculator:
             )
 
     def _cancel_all(self) -> None:
-        for commit, (fut, _t) in list(self.in_flight.items()):
+        self._cancel(set(self.in_flight))
+
+    def _cancel(self, commits: set[str]) -> None:
+        for commit in sorted(commits):
+            fut, _t = self.in_flight[commit]
             with contextlib.suppress(Exception):
                 fut.cancel()
+            del self.in_flight[commit]
             self.cancelled.append(commit)
             self.journal.event(self.run_id, SPECULATIVE_EVENT, f"{commit} cancelled")
-        self.in_flight.clear()
 
     def _used(self) -> set[str]:
         visited = {v.commit for v in self.journal.verdicts(self.run_id)}
@@ -142,11 +146,18 @@ class Speculator:
         else:
             state = self.before
         client = self.submitter.cluster.client
-        running = sum(len(keys) for keys in client.processing().values())
+        processing = {str(k) for keys in client.processing().values() for k in keys}
+        waiting = self.waiting_on_build()
+        queued = {c for c, (fut, _t) in self.in_flight.items() if str(fut.key) not in processing}
+        if not waiting:
+            # Builds ahead not started yet would take the slots the trials need now.
+            self._cancel(queued)
+            queued = set()
+        running = len(processing) + len(queued)
         slots = self.submitter.cluster.slots
         free = plan.idle_slots(slots, running, self._idle_before)
         self._idle_before = max(0, slots - running)
-        if state is None or free <= 0 or not self.waiting_on_build():
+        if state is None or free <= 0 or not waiting:
             return
 
         def done(commit: str) -> bool:

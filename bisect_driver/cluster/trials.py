@@ -44,6 +44,11 @@ TRIAL_PRIORITY = 10
 speculative build that has not started (a running build is never interrupted)."""
 
 
+def scheduler_gone(client: Any, exc: BaseException) -> bool:
+    """Whether a dropped task means the scheduler is gone (not one task or worker)."""
+    return client.status != "running" or "connection-lost" in str(exc)
+
+
 def _killed_worker(futures: dict[Any, int]) -> Any:
     """A future of the batch that ended in KilledWorker, if any."""
     from distributed.scheduler import KilledWorker
@@ -140,17 +145,23 @@ class ClusterTrialRunner(TrialRunner):
                         f" ({one_line(exc)})"
                     ) from None
                 except (CancelledError, OSError, TimeoutError) as exc:
-                    # Connected still: the scheduler dropped the task (after a sibling's
-                    # KilledWorker, it forgets the batch's other tasks).  Send it again,
-                    # a bounded number of times; a worker killer shows as KilledWorker.
+                    if scheduler_gone(client, exc):
+                        raise self._lost(exc) from None
+                    # Connected still: the scheduler dropped the task: its payload's only
+                    # copy died with a worker ("lost dependencies"), or, after a sibling's
+                    # KilledWorker, it forgot the batch's other tasks.  Send it again (the
+                    # payload scattered anew), a bounded number of times.
                     killer = _killed_worker(futures)
                     if killer is not None:
                         raise UnrunnableTrial(
                             f"trial {futures[killer]} of {commit[:12]} killed every worker"
                             f" that ran it ({one_line(killer.exception())})"
                         ) from None
-                    if client.status != "running" or resent[index] >= RESEND_MAX:
-                        raise self._lost(exc) from None
+                    if resent[index] >= RESEND_MAX:
+                        raise UnrunnableTrial(
+                            f"trial {index} of {commit[:12]} was lost with its worker"
+                            f" {resent[index] + 1} times ({one_line(exc)})"
+                        ) from None
                     resent[index] += 1
                     again = submit(index, True)
                     futures[again] = index

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from bisect_driver.cluster.session import CLUSTER_EVENT
+from bisect_driver.cluster.connect import CLUSTER_EVENT
 from bisect_driver.cluster.speculate import SUMMARY_EVENT
 from bisect_driver.probe.evidence import BugSignature, Evidence
 from bisect_driver.probe.trials import TrialRunner

@@ -14,18 +14,13 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bisect_driver.bisect.direction import Direction
-from bisect_driver.cluster.connect import Cluster, one_line
+from bisect_driver.cluster.connect import CLUSTER_EVENT, Cluster, one_line
 from bisect_driver.cluster.speculate import Speculator
+from bisect_driver.context import RunContext
 from bisect_driver.store.runstatus import BUILDING
 
-if TYPE_CHECKING:
-    from bisect_driver.context import RunContext
-
-CLUSTER_EVENT = "cluster"
-"""Journal event: the workers (address, host, user, threads) that served a run."""
 WORKERS_EVERY_S = 2.0
 
 
