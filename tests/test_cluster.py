@@ -140,8 +140,9 @@ def test_hunt_on_two_workers_survives_a_killed_worker(private: Path) -> None:
     if cluster.as_nobody:
         shutil.chown(remote, "nobody", "nogroup")
     try:
-        # the workers cannot read what the driver keeps
-        probe = cluster.client().submit(os.listdir, str(private), pure=False)
+        # the workers cannot read what the driver keeps (nobody: no permission; in a mount
+        # namespace: the folder is an empty tmpfs there)
+        probe = cluster.client().submit(Path.read_bytes, repo.path / "flaky.c", pure=False)
         with pytest.raises((PermissionError, FileNotFoundError)):
             probe.result(timeout=60)
         args = hunt_args(repo, cache, cluster.address, "--ccache-remote", f"file://{remote}")

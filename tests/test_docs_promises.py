@@ -36,6 +36,7 @@ FOREIGN = {
     "--check",
     "--reverse",
     "--index",
+    "--bisect",  # git rev-list's (docs/cluster.md: what git tests next)
     # dask scheduler's and dask worker's own (README "Many machines", docs/cluster.md)
     "--port",
     "--nthreads",
