@@ -91,34 +91,18 @@ class RunContext:
     @property
     def builder(self) -> Builder:
         s = self.settings
-        cluster = self.cluster()
-        if cluster is not None:
-            assert self._shipper is not None
-            return ClusterBuilder(
-                self.journal,
-                self.recipe,
-                self.the_checkout(),
-                self.cache_dir,
-                self.run_dir / "logs",
-                timeout=s.build_timeout,
-                cache_limit=s.cache_limit or None,
-                min_free=s.min_free,
-                progress=self.progress.line,
-                status=self.status_file,
-                submitter=self.build_submitter(),
-            )
-        return Builder(
-            self.journal,
-            self.recipe,
-            self.the_checkout(),
-            self.cache_dir,
-            self.run_dir / "logs",
+        args = (self.journal, self.recipe, self.the_checkout(), self.cache_dir)
+        kwargs = dict(
+            log_dir=self.run_dir / "logs",
             timeout=s.build_timeout,
             cache_limit=s.cache_limit or None,
             min_free=s.min_free,
             progress=self.progress.line,
             status=self.status_file,
         )
+        if self.cluster() is not None:
+            return ClusterBuilder(*args, submitter=self.build_submitter(), **kwargs)
+        return Builder(*args, **kwargs)  # type: ignore[arg-type]
 
     def build_submitter(self) -> BuildSubmitter:
         """How this run's builds are sent to the cluster (steps and speculation alike)."""

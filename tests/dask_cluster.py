@@ -61,6 +61,14 @@ class DaskCluster:
     """More folders the workers must not see (in the namespace mode: the user's repo)."""
 
     def start(self) -> DaskCluster:
+        """Start the scheduler and workers; if any of it fails, stop what did start."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> DaskCluster:
         self.private.mkdir(parents=True, exist_ok=True)
         self.private.chmod(0o700)
         self.shared.chmod(0o755)

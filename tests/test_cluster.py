@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask
@@ -120,6 +121,28 @@ def report_of(cache: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(report.read_text())
 
 
+DRIVERS: list[subprocess.Popen[str]] = []
+
+
+def start_driver(args: list[str]) -> subprocess.Popen[str]:
+    """The tool as a process of its own; killed at the test's end if it still runs."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    DRIVERS.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left() -> Iterator[None]:
+    """A test that fails while its run goes on leaves no driver (git and the step die with
+    it: their PDEATHSIG), so nothing records into a later test's journal."""
+    yield
+    while DRIVERS:
+        proc = DRIVERS.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 @pytest.fixture
 def private(tmp_path: Path) -> Path:
     path = tmp_path / "driver"
@@ -146,7 +169,7 @@ def test_hunt_on_two_workers_survives_a_killed_worker(private: Path) -> None:
         with pytest.raises((PermissionError, FileNotFoundError)):
             probe.result(timeout=60)
         args = hunt_args(repo, cache, cluster.address, "--ccache-remote", f"file://{remote}")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_driver(args)
         wait_for_trials(proc, cache, 30)
         w1_cache = cluster.shared / "w1-cache"
         deadline = time.monotonic() + 60
@@ -350,7 +373,7 @@ def test_a_lost_scheduler_stops_the_run_and_a_rerun_resumes(private: Path) -> No
     cluster = DaskCluster(private).start()
     try:
         args = hunt_args(repo, cache, cluster.address, "--no-verify-backport")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_driver(args)
         wait_for_trials(proc, cache, 20)
         os.killpg(cluster.procs[0].pid, signal.SIGKILL)  # the scheduler
         out, err = proc.communicate(timeout=300)
@@ -383,7 +406,7 @@ def test_a_killed_driver_records_nothing_afterwards(private: Path, sig: int) -> 
     cluster = DaskCluster(private).start()
     try:
         args = hunt_args(repo, cache, cluster.address, "--no-verify-backport")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_driver(args)
         wait_for_trials(proc, cache, 12)
         proc.send_signal(sig)
         proc.communicate(timeout=60)

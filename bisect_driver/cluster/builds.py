@@ -11,7 +11,6 @@ that asks for a commit an idle worker is already building waits for that build.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 from bisect_driver.build.builder import Builder, BuildOutcome
 from bisect_driver.cluster import tasks
 from bisect_driver.cluster.connect import Cluster, one_line
-from bisect_driver.cluster.payload import PayloadRef, Shipper, unpack
+from bisect_driver.cluster.payload import PayloadRef, Shipper, locked, unpack
 from bisect_driver.cluster.trials import scheduler_gone
 from bisect_driver.plugin.errors import ClusterError
 from bisect_driver.plugin.options import options_to_json
@@ -55,14 +54,8 @@ def source_of(repo_path: Path, commit: str) -> bytes:
 def build_lock(cache_dir: Path, recipe_key: str, commit: str) -> Iterator[None]:
     """Held while a commit's build is awaited and recorded: the step and the speculator
     never both record one build."""
-    path = cache_dir / "locks" / f"build-{recipe_key}-{commit}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(cache_dir / "locks" / f"build-{recipe_key}-{commit}.lock"):
+        yield
 
 
 class BuildSubmitter:

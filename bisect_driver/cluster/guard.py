@@ -14,7 +14,6 @@ SPEC.json RESULT.json``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -25,13 +24,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-PR_SET_PDEATHSIG = 1
+from bisect_driver.plugin.proc import _prctl
+
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def _prctl(option: int, value: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
 def descendants(root: int) -> list[int]:
@@ -169,7 +164,8 @@ def _jsonable(value: Any) -> Any:
 def main(argv: list[str]) -> int:
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     signal.signal(signal.SIGTERM, _on_parent_death)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if _prctl is not None:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     spec = json.loads(spec_path.read_text())
     if spec.get("parent") and os.getppid() != spec["parent"]:
         return 128 + signal.SIGTERM  # the worker died before we could watch it

@@ -29,7 +29,7 @@ from bisect_driver.cluster.payload import (
     pack,
     worker_cache_root,
 )
-from bisect_driver.plugin.proc import PR_SET_PDEATHSIG, _prctl
+from bisect_driver.plugin.proc import die_with_parent
 
 GUARD_GRACE = 120.0
 """Seconds a guard may take beyond its trial's or build's own timeout before the worker
@@ -51,19 +51,6 @@ def where() -> dict[str, str]:
     return {"worker": address, "host": socket.gethostname()}
 
 
-def _die_with_me() -> Any:
-    parent = os.getpid()
-    prctl = _prctl
-
-    def preexec() -> None:
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
-
-
 def run_guarded(spec: dict[str, Any], work: Path, timeout: float | None) -> dict[str, Any]:
     """Run ``spec`` in a guard process; its answer, or ``{"guard_error": why}``."""
     spec = dict(spec, parent=os.getpid())
@@ -75,7 +62,7 @@ def run_guarded(spec: dict[str, Any], work: Path, timeout: float | None) -> dict
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_me(),  # this thread waits for it below
+            preexec_fn=die_with_parent(signal.SIGTERM),  # this thread waits for it below
         )
         try:
             proc.wait(None if timeout is None else timeout + GUARD_GRACE)

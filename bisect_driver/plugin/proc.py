@@ -69,8 +69,9 @@ except (OSError, AttributeError):  # not Linux: the live-dir reaping below still
     _prctl = None
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child die (SIGKILL) when the caller dies.
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get ``sig`` (SIGKILL: die) when the caller
+    dies.  (The cluster's guard asks for SIGTERM, to kill what is below it first.)
 
     Call it in the thread that starts the child, and keep that thread waiting for the
     child: PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not only
@@ -90,7 +91,7 @@ def die_with_parent() -> Callable[[], None] | None:
     prctl, parent = _prctl, os.getpid()
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
 
