@@ -493,7 +493,13 @@ def test_data_is_read_only_when_it_can_matter(
             "bdrv_drain_all: assertion failed: (x == 0)",
         ),
         ("qemu: fatal: Trying to execute code", "qemu: fatal: Trying to execute code"),
-        ("BQ-D 17 qemu: fatal: not from qemu", None),
+        ("BQ-D 17", None),
+        ("BQ-E 3 28", None),
+        # qemu's stderr shares the pipe with the console: its message can land mid-line
+        ("BQ-D 1" + ASSERT_LINE, ASSERT_SIG),
+        ("BQ-" + ASSERT_LINE, ASSERT_SIG),
+        ("BQ-ALLDO" + ASSERT_LINE, ASSERT_SIG),
+        ("BQ-D 17 qemu: fatal: Trying to execute code", "qemu: fatal: Trying to execute code"),
         ("Run /init as init process", None),
         ("[    0.5] kernel BUG at mm/slub.c:12!", None),
     ],
@@ -511,6 +517,14 @@ def test_serial_watcher_keeps_the_first_abort_message(tmp_path: Path) -> None:
     assert watcher.eof and watcher.reported == {3}
     assert watcher.abort_message == ASSERT_SIG
     assert ASSERT_LINE in (tmp_path / "serial.log").read_text()
+
+
+def test_serial_watcher_finds_an_abort_message_glued_to_a_console_line(tmp_path: Path) -> None:
+    """The CI failure of stop 25: the assertion came while the console was mid-line."""
+    out = "\n".join(["BQ-INIT", "BQ-GO 8", "BQ-D 3", "BQ-D 4" + ASSERT_LINE, "5", ""])
+    watcher = SerialWatcher(io.BytesIO(out.encode()), tmp_path / "serial.log", time.monotonic())
+    watcher.thread.join(timeout=10)
+    assert watcher.abort_message == ASSERT_SIG
 
 
 def finished(tmp_path: Path, run: GuestRun | None, **facts: object) -> _Pending:

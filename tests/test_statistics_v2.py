@@ -126,7 +126,7 @@ def test_an_unrelated_crash_after_the_fix_is_not_the_bug(make_flaky, cli, tmp_pa
 @pytest.mark.slow
 def test_both_ends_failing_differently_needs_the_bug_named(make_flaky, cli, tmp_path: Path) -> None:
     """The new end aborts too (another bug): which failure is hunted must be named."""
-    repo = make_flaky(commits=30, change_at=12, rate=0.4, other_crash=(14, 31), seed=6)
+    repo = make_flaky(commits=30, change_at=12, rate=0.6, other_crash=(14, 31), seed=6)
     r, _ = _run(cli, repo, tmp_path)
     assert r.status == EXIT_ENDPOINTS, r.err
     assert "--signature" in r.err.strip().splitlines()[-1]

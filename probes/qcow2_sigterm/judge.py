@@ -82,6 +82,11 @@ _GLIBC_ASSERT = re.compile(r"(?:^|\s)[^\s:]+:\d+: (?P<func>[A-Za-z_]\w*): (?P<wh
 _GLIB_ASSERT = re.compile(r"ERROR:[^\s:]+:\d+:(?P<func>[A-Za-z_]\w*): (?P<what>.+)$")
 # cpu_abort() and hw_error(): "qemu: fatal: ...", "qemu: hardware error: ..."
 _QEMU_FATAL = re.compile(r"(?P<what>qemu: (?:fatal|hardware error): .+)$")
+# What the guest's writer prints: "BQ-" a word and numbers, nothing else (writer.c).
+# qemu's stderr and the serial console share one pipe, so an assertion qemu prints
+# while the console is mid-line lands glued to that line's start ("BQ-D 1" + message):
+# only what follows the protocol's own fields is searched.
+_PROTOCOL = re.compile(r"BQ-(?:[A-Z]+(?: -?\d+)*)?")
 
 
 def abort_message(line: str) -> str | None:
@@ -89,11 +94,13 @@ def abort_message(line: str) -> str | None:
 
     Why only these forms: the same stream carries the guest's console, and a
     signature must come from qemu itself, never from what the guest printed
-    (our ``BQ-`` protocol lines never match).
+    (our ``BQ-`` protocol fields never match; text glued after them is not the
+    guest's, see ``_PROTOCOL``).
     """
     text = line.strip()
-    if text.startswith("BQ-"):
-        return None
+    protocol = _PROTOCOL.match(text)
+    if protocol:
+        text = text[protocol.end() :]
     for pattern in (_GLIBC_ASSERT, _GLIB_ASSERT):
         m = pattern.search(text)
         if m:

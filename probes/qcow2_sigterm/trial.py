@@ -129,13 +129,14 @@ class SerialWatcher:
                 now = time.monotonic()
                 line = raw.decode(errors="replace").rstrip("\r\n")
                 self.log.write(f"[{now - self.start:8.3f}] {line}\n")
+                if self.abort_message is None:
+                    # every line: qemu's message may be glued to a console line
+                    found = abort_message(line)
+                    if found:
+                        with self.cond:
+                            self.abort_message = found
                 m = _LINE.search(line)
                 if not m:
-                    if self.abort_message is None:
-                        found = abort_message(line)
-                        if found:
-                            with self.cond:
-                                self.abort_message = found
                     continue
                 with self.cond:
                     kind, arg = m.group(1), m.group(2) or ""
