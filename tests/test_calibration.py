@@ -152,13 +152,15 @@ def test_the_calibration_bench_takes_one_kind_and_the_steady_mode() -> None:
     assert [r.split(" | ")[0] for r in rows] == ["| no drift"], out
 
 
-def test_the_where_bench_prints_its_table() -> None:
+@pytest.mark.parametrize("steady", [False, True], ids=["default", "steady-rate"])
+def test_the_where_bench_prints_its_table(steady: bool) -> None:
     """bench/where_trials_go.py as documented, one small cell: the parts add up."""
     import subprocess
 
     bench = Path(simulate.__file__).parent
+    cmd = [sys.executable, str(bench / "where_trials_go.py"), "--runs", "2", "--cells", "0.5:30"]
     out = subprocess.run(
-        [sys.executable, str(bench / "where_trials_go.py"), "--runs", "2", "--cells", "0.5:30"],
+        cmd + (["--steady-rate"] if steady else []),
         capture_output=True,
         text=True,
         check=True,

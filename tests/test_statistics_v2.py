@@ -133,3 +133,50 @@ def test_both_ends_failing_differently_needs_the_bug_named(make_flaky, cli, tmp_
     r, data = _run(cli, repo, tmp_path, "--signature", "SIGSEGV")
     assert r.status == EXIT_FOUND, r.err
     assert r.out.strip() == repo.answer
+
+
+# -- the steps' reference (issue 18) ----------------------------------------------------
+
+
+class _Counts:
+    """A trial runner as the tester reads it: each commit's (reproduced, counted)."""
+
+    def __init__(self, counts: dict[str, tuple[int, int]]) -> None:
+        self.counts = counts
+
+    def evidence(self, commit: str):  # type: ignore[no-untyped-def]
+        from bisect_driver.probe.evidence import Evidence
+
+        k, n = self.counts.get(commit, (0, 0))
+        return Evidence(commit, trials=n, reproduced=k, clean=n - k)
+
+
+def _tester(tmp_path: Path, counts: dict[str, tuple[int, int]], steady: bool = False):  # type: ignore[no-untyped-def]
+    from bisect_driver.store.journal import Journal
+    from bisect_driver.verdict.core import Reason, run_policy
+    from bisect_driver.verdict.judge import CommitTester
+
+    policy = run_policy(0.99, alpha=0.1, max_trials=200, steady=steady)
+    runner = _Counts(counts)
+    tester = CommitTester("r", Journal(tmp_path / "j.sqlite3"), None, runner, policy)  # type: ignore[arg-type]
+    tester.record(runner.evidence("end"), "bug", 0.0, Reason.ENDPOINT)
+    return tester
+
+
+def test_the_steps_reference_is_the_pool_of_every_bug_verdict(tmp_path: Path) -> None:
+    """Not the end's 3 reproductions alone: the pool's (Haldane's count, one less)."""
+    tester = _tester(tmp_path, {"end": (3, 40), "a": (1, 9), "b": (3, 30)})
+    for c in ("a", "b"):
+        tester.record(tester.runner.evidence(c), "bug", 0.0, "decided")
+    assert tester.reference() == Reference(3 + 1 + 3 - 1, 40 + 9 + 30 - 1)
+    assert tester.reference(exclude="b") == Reference(3 + 1 - 1, 40 + 9 - 1)
+    # the far end's rate (report, drift flag) is still the end's own
+    assert tester.far_reference() == Reference(3, 40)
+
+
+def test_a_lower_rate_correction_is_still_the_steps_reference(tmp_path: Path) -> None:
+    from bisect_driver.verdict.core import Reason
+
+    tester = _tester(tmp_path, {"end": (10, 20), "c": (1, 40)})
+    tester.record(tester.runner.evidence("c"), "bug", 0.0, f"{Reason.CORRECTED} (was clean)")
+    assert tester.reference() == Reference(1, 40) == tester.far_reference()

@@ -144,7 +144,7 @@ def hunt(
         events.phase("bisecting" if not attempt else "bisecting again, with the background")
         engine.start(config.old, config.new, ends.terms, config.first_parent)
         outcome = engine.run(step, ends.terms)
-        reference = tester.reference()  # after the steps' calibration: final
+        reference = tester.far_reference()  # after the steps' calibration: final
         floor, floor_source = floor_of(
             tester.pooled_reference(), config.min_rate, config.steady_rate
         )

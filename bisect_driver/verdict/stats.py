@@ -7,9 +7,9 @@ The test is documented with its formulas in docs/statistics.md.  In short:
   binomial tail ``P(X >= k | n, fp)`` must fall to ``alpha``.
 * **Clean** is the hard direction: "not seen in n trials" means little unless n
   is large relative to the reproduction rate, which we only *measured*.  So the
-  commit is compared with a **reference** (the trials of the reproducing
-  endpoint only: commits judged bug-present stop at their first reproduction,
-  and pooling them would bias the rate upwards; see judge.CommitTester.reference) by a
+  commit is compared with a **reference** (the pooled trials of the commits judged
+  to carry the bug, counted as Haldane's estimate for trials that stop at a
+  reproduction; see judge.CommitTester.reference) by a
   one-sided exact conditional test (Fisher's): if the commit had the reference's
   rate, the chance that *all* ``K`` reproductions seen so far landed in the
   reference's ``m`` trials and none in the commit's ``n`` is
@@ -181,7 +181,7 @@ def decide_anchor(
     cap: int = 200,
 ) -> Decision:
     """The clean end's verdict: :func:`decide` at the steps' ``alpha``, CLEAN only after
-    :func:`anchor_trials` at ``anchor_alpha`` (the first round's share of the run's delta).
+    :func:`anchor_trials` at ``anchor_alpha`` (the steps' alpha: core.ends_next says why).
 
     Why not the Fisher test itself at ``anchor_alpha``: at low rates it needs more than
     --max-trials (a simulation of 1200 runs turned 22 more of them into "ends alike",
