@@ -1,15 +1,15 @@
 """Where a hunt's trials go: the ends, the answer's two neighbours, the other steps.
 
-    .venv/bin/python bench/where_trials_go.py [--runs 20] [--seed 3] [--cells 0.08:120 0.25:100]
-        [--steady-rate]
+    .venv/bin/python bench/where_trials_go.py [--runs 20] [--seed 3]
+        [--cells 0.08:120 0.25:100] [--steady-rate]
 
 Simulated constant-rate fix hunts through the shipped hunt (bench/simulate.py), the change
 anywhere; per cell (rate:commits) the mean trials at the reproducing end, the clean end, the
 bug-carrying neighbour of the change (its parent), the answer itself (the clean neighbour the
 strict test clears) and every other commit the bisect visited.  The revert check's trials are
 not on the line and not counted.  With --steady-rate the hunts are told the rate does not
-drift (the strict test against the pool, no floor).  It says which part of the decisions a cheaper route must cut
-(issue 18).
+drift (the strict test against the pool, no floor).  It says which part of the decisions a
+cheaper route must cut (issue 18).
 """
 
 from __future__ import annotations
