@@ -26,7 +26,7 @@ from bisect_driver.bisect.gitbisect import record_step_error
 from bisect_driver.context import RunContext, context_for_run
 from bisect_driver.hunt.stage import judge_visited
 from bisect_driver.plugin.errors import BisectError
-from bisect_driver.plugin.proc import PR_SET_PDEATHSIG, _prctl, kill_live_groups
+from bisect_driver.plugin.proc import PR_SET_PDEATHSIG, kill_live_groups, set_on_self
 from bisect_driver.probe.evidence import Evidence
 from bisect_driver.progress import fmt_duration
 from bisect_driver.store.runstatus import VerdictLine
@@ -72,8 +72,7 @@ def _die_with_git() -> None:
     """SIGTERM (-> :func:`_abort`) when `git bisect run` dies: git itself dies with the
     driver (gitbisect), so a driver killed with -9 leaves no step recording trials."""
     parent = os.getppid()
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    set_on_self(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -24,9 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bisect_driver.plugin.proc import _prctl
-
-PR_SET_CHILD_SUBREAPER = 36
+from bisect_driver.plugin.proc import PR_SET_CHILD_SUBREAPER, set_on_self
 
 
 def descendants(root: int) -> list[int]:
@@ -164,8 +162,7 @@ def _jsonable(value: Any) -> Any:
 def main(argv: list[str]) -> int:
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     signal.signal(signal.SIGTERM, _on_parent_death)
-    if _prctl is not None:
-        _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    set_on_self(PR_SET_CHILD_SUBREAPER, 1)
     spec = json.loads(spec_path.read_text())
     if spec.get("parent") and os.getppid() != spec["parent"]:
         return 128 + signal.SIGTERM  # the worker died before we could watch it

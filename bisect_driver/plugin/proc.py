@@ -63,10 +63,20 @@ def kill_live_groups() -> None:
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
 try:  # looked up here, not in the forked child (which should run as little as possible)
     _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: the live-dir reaping below still works
     _prctl = None
+
+
+def set_on_self(option: int, value: int) -> None:
+    """``prctl(option, value)`` on the calling process; nothing where there is no prctl.
+
+    For a process that sets its own fate (a `git bisect run` step's parent-death signal,
+    the cluster guard's subreaper); a child to be started uses :func:`die_with_parent`."""
+    if _prctl is not None:
+        _prctl(option, value, 0, 0, 0)
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:

@@ -59,7 +59,7 @@ class ErrorBudget:
     The strict tests of all confirmation rounds together spend at most ``delta`` (round 0
     spends FIRST_ROUND_SHARE of it, round ``t >= 1`` ``(1 - share) delta / 2^t``: a union
     bound however many corrections happen); telling the ends apart and the checks of the
-    answer and the clean end's anchor are held to the first round's share."""
+    answer are held to the first round's share (the clean end's anchor is not: ends_next)."""
 
     delta: float
 
@@ -79,8 +79,7 @@ class ErrorBudget:
 
     @property
     def anchor(self) -> float:
-        """Error target of the clean end's anchor, of telling the ends apart and of the
-        checks of the answer."""
+        """Error target of telling the ends apart and of the checks of the answer."""
         return self.round(0)
 
 
@@ -105,7 +104,8 @@ class Policy:
     """The confirmation's error target when its floor comes from the reference (calibrating
     the reference then also shortens the strict test); None when --min-rate fixes it."""
     anchor_alpha: float | None = None
-    """Error target of the endpoints' verdicts, which anchor the whole hunt (None: alpha)."""
+    """Error target of telling the ends apart and of defining the bug from them, which
+    anchor the whole hunt (None: alpha); the clean end's anchor trials use ``alpha``."""
     background_lo: float = 0.0
     """Lower bound of the background rate measured at the clean end: a commit that
     carries the bug reproduces at least at background + floor (the strict test's H0)."""
@@ -136,8 +136,9 @@ def run_policy(
     steady: bool = False,
 ) -> Policy:
     """The policy a run's steps decide under, from its settings (the driver, the step
-    processes and the simulator all build it here): soft steps at ``alpha``, the anchor
-    and the reference's calibration at the budget's first-round share."""
+    processes and the simulator all build it here): soft steps and the clean end's anchor at
+    ``alpha``, telling the ends apart and the reference's calibration at the budget's
+    first-round share."""
     budget = ErrorBudget.of(confidence)
     return with_background(
         Policy(

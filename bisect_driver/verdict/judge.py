@@ -65,6 +65,12 @@ class CommitTester:
 
     def reference_commit(self) -> str | None:
         """The reference for a step's soft CLEAN verdict (core.reference_commit decides)."""
+        chosen = self._reference_verdict()
+        return chosen.commit if chosen is not None else None
+
+    def _reference_verdict(self) -> Judged | None:
+        """The verdict of :meth:`reference_commit`'s commit: its reason tells the
+        reproducing end from a lower-rate corrected commit."""
         verdicts = self.journal.verdicts(self.reference_run)
         counts = {}
         for v in verdicts:
@@ -72,7 +78,12 @@ class CommitTester:
                 ev = self.runner.evidence(v.commit)
                 counts[v.commit] = (ev.reproduced, ev.counted)
         judged = [Judged(v.commit, v.verdict, v.reason) for v in verdicts]
-        return reference_commit(judged, counts)
+        commit = reference_commit(judged, counts)
+        return next((j for j in judged if j.commit == commit), None)
+
+    def _counts(self, commit: str) -> Reference:
+        ev = self.runner.evidence(commit)
+        return Reference(ev.reproduced, ev.counted)
 
     def reference(self, exclude: str | None = None) -> Reference:
         """The steps' reference for a soft CLEAN verdict: the pool of every commit judged to
@@ -90,14 +101,12 @@ class CommitTester:
         """
         if self.policy.steady:
             return self.pooled_reference(exclude)
-        commit = self.reference_commit()
-        if commit is None or commit == exclude:
+        chosen = self._reference_verdict()
+        if chosen is None or chosen.commit == exclude:
             return Reference(0, 0)
-        rec = self.journal.verdict(self.reference_run, commit)
-        if rec is not None and rec.reason == Reason.ENDPOINT:
+        if chosen.reason == Reason.ENDPOINT:
             return self.pooled_reference(exclude)
-        ev = self.runner.evidence(commit)
-        return Reference(ev.reproduced, ev.counted)
+        return self._counts(chosen.commit)
 
     def far_reference(self) -> Reference:
         """The reproducing end's trials, or the lower-rate corrected commit's: the rate the
@@ -106,10 +115,7 @@ class CommitTester:
         if self.policy.steady:
             return self.pooled_reference()
         commit = self.reference_commit()
-        if commit is None:
-            return Reference(0, 0)
-        ev = self.runner.evidence(commit)
-        return Reference(ev.reproduced, ev.counted)
+        return Reference(0, 0) if commit is None else self._counts(commit)
 
     def pooled_reference(
         self, exclude: str | None = None, without: Collection[str] = ()
