@@ -51,10 +51,11 @@ def test_the_steady_strict_test_is_the_exact_test_against_the_reference(
 
 
 def test_the_steady_floor_is_the_reference_lower_bound_and_says_so() -> None:
-    floor, source = floor_of(Reference(12, 40), None, steady=True)
-    assert floor == lower_bound(12, 40) and source.startswith(STEADY_SOURCE)
-    default, why = floor_of(Reference(12, 40), None)
-    assert default < floor / 3 and not why.startswith(STEADY_SOURCE)
+    steady = floor_of(Reference(12, 40), None, steady=True)
+    assert steady.rate == lower_bound(11, 39)  # of Haldane's count
+    assert steady.source.startswith(STEADY_SOURCE)
+    default = floor_of(Reference(12, 40), None)
+    assert default.rate < steady.rate / 3 and not default.source.startswith(STEADY_SOURCE)
 
 
 def test_a_neighbour_far_below_the_reference_is_drift() -> None:

@@ -309,7 +309,11 @@ def _undecided(conf: Confirmation) -> list[Check]:
 
 
 def near_rate(
-    tester: CommitTester, commits: list[str], floor: float, steady: bool = False
+    tester: CommitTester,
+    commits: list[str],
+    floor: float,
+    steady: bool = False,
+    low: float | None = None,
 ) -> tuple[int, int]:
     """Measure the bug-carrying neighbour(s) until their rate is known to be above or below
     the floor (core.near_settled), or under --steady-rate until NEAR_REPRODUCTIONS
@@ -329,7 +333,7 @@ def near_rate(
             and not (
                 ev.reproduced >= NEAR_REPRODUCTIONS
                 if steady
-                else near_settled(ev.reproduced, ev.counted, floor)
+                else near_settled(ev.reproduced, ev.counted, floor, low)
             )
             and ev.counted < tester.policy.max_trials
             and ev.trials < tester.policy.max_attempts
@@ -356,6 +360,9 @@ class Confirmer:
     say: Callable[[str], None]
     floor: float
     budget: ErrorBudget
+    floor_low: float | None = None
+    """The least the floor may be (core.Floor.low): below it the rate next to the change
+    makes the run inconclusive; None: the floor itself."""
     first_parent: bool = False
     new_end: str = ""
     """The new end: with ``old_end``, where to look for a background (core.background_look)."""
@@ -440,8 +447,8 @@ class Confirmer:
             drift = drifts_from(conf.near, others, STEADY_DRIFT_ALPHA)
             conf.inconclusive = conf.inconclusive or drift
             return conf, wrong
-        near = near_rate(strict, bug_side, self.floor)
-        check = floor_after_near(near, self.floor)
+        near = near_rate(strict, bug_side, self.floor, low=self.floor_low)
+        check = floor_after_near(near, self.floor, self.floor_low)
         if check.inconclusive:
             conf.near, conf.inconclusive = near, check.inconclusive
             return conf, None

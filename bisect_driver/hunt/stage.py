@@ -145,9 +145,8 @@ def hunt(
         engine.start(config.old, config.new, ends.terms, config.first_parent)
         outcome = engine.run(step, ends.terms)
         reference = tester.far_reference()  # after the steps' calibration: final
-        floor, floor_source = floor_of(
-            tester.pooled_reference(), config.min_rate, config.steady_rate
-        )
+        assumed = floor_of(tester.pooled_counts(), config.min_rate, config.steady_rate)
+        floor, floor_source = assumed.rate, assumed.source
         confirmation = None
         if not config.confirm:
             break
@@ -164,6 +163,7 @@ def hunt(
             events.say,
             floor,
             config.budget,
+            floor_low=assumed.low,
             first_parent=config.first_parent,
             new_end=ends.new,
         ).confirm(outcome)

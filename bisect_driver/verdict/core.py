@@ -555,31 +555,66 @@ NEAR_MAX_REPRODUCTIONS = 10
 strict test's floor is lowered to the measured lower bound instead."""
 
 
+def haldane(pool: Reference) -> Reference:
+    """The pool of bug verdicts' trials counted one reproduction and one trial short.
+
+    Trials that stop at a reproduction overstate the rate: a step stops at its first, the
+    bug-side neighbour at its third, the reproducing end once it has three (inverse
+    sampling: s reproductions in N trials estimate the rate at s/N, about s/(s-1) times too
+    high).  A test that compares a commit with the rate itself (the steps' soft test,
+    --steady-rate's strict test) takes (s-1)/(N-1), Haldane's unbiased estimate for inverse
+    sampling.  (One less per commit instead would count a step's single reproduction as
+    none at all: measured, that nearly doubled a low-rate hunt's strict test.)  The default
+    floor does not: what it costs goes with 1/rate, which s/N estimates without bias
+    (stats.default_floor)."""
+    k, n = pool.reproduced, pool.trials
+    return Reference(k - 1, n - 1) if k > 1 else pool
+
+
 STEADY_SOURCE = "--steady-rate"
 """How a steady-rate run's floor source starts (the report words its assumption so)."""
 
 
-def floor_of(
-    reference: Reference, min_rate: float | None, steady: bool = False
-) -> tuple[float, str]:
-    """The floor rate the answer's confidence assumes, and where it came from.
+@dataclass(frozen=True)
+class Floor:
+    """The floor rate the answer's confidence assumes (:func:`floor_of`)."""
+
+    rate: float
+    source: str
+    """Where it came from, in words (the report quotes it)."""
+    low: float
+    """The least the assumed rate may be, as far as the trials that estimated it know: the
+    rate next to the change is *below* the floor only when its 95 % upper bound is below
+    this (:func:`floor_after_near`).  A sixth of the pool's 95 % lower bound for the
+    default floor, ``rate`` itself when the user gave it (--min-rate)."""
+
+
+def floor_of(pool: Reference, min_rate: float | None, steady: bool = False) -> Floor:
+    """The floor rate the answer's confidence assumes, and where it came from, from the
+    ``pool`` of bug verdicts' trials as they stood (judge.CommitTester.pooled_counts).
 
     Under --steady-rate there is no floor to assume: the strict test compares with the
-    reference itself (:func:`verdict_of`); the number is its 95 % lower bound, for the
-    report and for the check that the rate next to the change does not drift away."""
+    reference itself (:func:`verdict_of`); the number is its 95 % lower bound (of
+    :func:`haldane`'s count), for the report and for the check that the rate next to the
+    change does not drift away."""
     if steady:
-        return lower_bound(reference.reproduced, reference.trials), (
+        ref = haldane(pool)
+        rate = lower_bound(ref.reproduced, ref.trials)
+        return Floor(
+            rate,
             f"{STEADY_SOURCE}: every bug-carrying commit reproduces at the same rate"
-            f" ({reference.reproduced}/{reference.trials} over those judged to carry it; this"
+            f" ({ref.reproduced}/{ref.trials} over those judged to carry it; this"
             " is its 95% lower bound), so the strict test is Fisher's exact test against"
-            " those trials"
+            " those trials",
+            rate,
         )
     if min_rate is not None:
-        return min_rate, "--min-rate"
-    return default_floor(reference), (
+        return Floor(min_rate, "--min-rate", min_rate)
+    return Floor(
+        default_floor(pool),
         f"a sixth of the bug's rate over the commits judged to carry it"
-        f" ({reference.reproduced}/{reference.trials}, its median-unbiased estimate"
-        f" / {FLOOR_FACTOR:g})"
+        f" ({pool.reproduced}/{pool.trials} / {FLOOR_FACTOR:g})",
+        lower_bound(pool.reproduced, pool.trials) / FLOOR_FACTOR,
     )
 
 
@@ -605,18 +640,19 @@ def drifts_from(near: tuple[int, int], reference: Reference, alpha: float) -> st
     )
 
 
-def near_settled(reproduced: int, counted: int, floor: float) -> bool:
+def near_settled(reproduced: int, counted: int, floor: float, low: float | None = None) -> bool:
     """Is the bug-carrying neighbour's rate known well enough against the floor?
 
     At least NEAR_REPRODUCTIONS reproductions, and its 95 % lower bound at or above the
-    floor (the assumption holds), or its upper bound below it (it does not), or
-    NEAR_MAX_REPRODUCTIONS seen (the floor is then lowered to the lower bound)."""
+    floor (the assumption holds), or its upper bound below the floor's own ``low`` (it does
+    not: :class:`Floor`; ``floor`` when None), or NEAR_MAX_REPRODUCTIONS seen (the floor is
+    then lowered to the lower bound)."""
     if reproduced < NEAR_REPRODUCTIONS:
         return False
     return (
         reproduced >= NEAR_MAX_REPRODUCTIONS
         or lower_bound(reproduced, counted) >= floor
-        or upper_bound(reproduced, counted) < floor
+        or upper_bound(reproduced, counted) < (floor if low is None else low)
     )
 
 
@@ -630,12 +666,25 @@ class FloorCheck:
     inconclusive: str | None = None
 
 
-def floor_after_near(near: tuple[int, int], floor: float) -> FloorCheck:
+def floor_after_near(near: tuple[int, int], floor: float, low: float | None = None) -> FloorCheck:
     """The strict test's floor once the bug-carrying neighbour is measured: inconclusive
     when its rate is clearly below the floor (or unmeasured), lowered to its lower bound
-    when it may be below, the assumed floor otherwise."""
+    when it may be below, the assumed floor otherwise.
+
+    Clearly below means below ``low``, the least the floor may be by the trials that
+    estimated it (:class:`Floor`; ``floor`` itself when None, as for --min-rate).  The
+    default floor is a sixth of an estimate: at a drift of exactly a sixth the neighbour
+    reproduces at the floor's true value, and half of the time below the estimate, so a
+    run that compared its upper bound with the estimate called every fifth such hunt
+    inconclusive (issue 18's third round); compared with the floor's own lower bound it
+    goes on at the neighbour's lower bound instead, which is the drift it measured.
+    Only a measured neighbour (NEAR_REPRODUCTIONS) earns that: one that reached its trial
+    cap with fewer has a lower bound near 0 (1 of 400: 0.00013), and a strict test at it
+    took 54 000 trials in a simulated hunt that the rule before called inconclusive at
+    1 146; against the floor itself, as before, it is inconclusive."""
     k, n = near
-    if not n or upper_bound(k, n) < floor:
+    measured = low is not None and k >= NEAR_REPRODUCTIONS
+    if not n or upper_bound(k, n) < (low if measured and low is not None else floor):
         return FloorCheck(
             floor,
             f"the bug-carrying commits next to the change reproduce {k}/{n}"

@@ -28,6 +28,7 @@ from bisect_driver.verdict.core import (
     at_level,
     background_message,
     fresh_trials,
+    haldane,
     judge_next,
     reference_commit,
     trial_cap,
@@ -120,24 +121,22 @@ class CommitTester:
     def pooled_reference(
         self, exclude: str | None = None, without: Collection[str] = ()
     ) -> Reference:
-        """The bug's rate over every commit judged to carry it: the default floor's
-        estimate, and under --steady-rate (every such commit reproduces at the same rate)
-        the reference itself, growing as the hunt goes on.
+        """The bug's rate over every commit judged to carry it, as the steps' soft test
+        and --steady-rate's strict test take it: :meth:`pooled_counts` by Haldane's count
+        (core.haldane says why), growing as the hunt goes on."""
+        return haldane(self.pooled_counts(exclude, without))
 
-        Trials that stop at a reproduction overstate the rate: a step stops at its first,
-        the bug-side neighbour at its third, the reproducing end once it has three (inverse
-        sampling: s reproductions in N trials estimate the rate at s/N, about s/(s-1) times
-        too high).  So the pool counts one reproduction and one trial less: (s-1)/(N-1),
-        Haldane's unbiased estimate for inverse sampling.  (One less per commit instead
-        would count a step's single reproduction as none at all: measured, that nearly
-        doubled a low-rate hunt's strict test.)"""
+    def pooled_counts(self, exclude: str | None = None, without: Collection[str] = ()) -> Reference:
+        """Reproductions and counted trials over every commit judged to carry the bug (but
+        ``exclude`` and ``without``), as they stood: the default floor's estimate
+        (stats.default_floor)."""
         k = n = 0
         for v in self.journal.verdicts(self.reference_run):
             if v.verdict != Verdict.BUG or v.commit == exclude or v.commit in without:
                 continue
             ev = self.runner.evidence(v.commit)
             k, n = k + ev.reproduced, n + ev.counted
-        return Reference(k - 1, n - 1) if k > 1 else Reference(k, n)
+        return Reference(k, n)
 
     def calibrate_reference(self) -> bool:
         """Run a batch at the reference commit (core.judge_next asked for it); False when
