@@ -181,7 +181,8 @@ def add_common(p: argparse.ArgumentParser, recipe: str, probe: str) -> None:
         type=probability,
         default=None,
         help="lowest reproduction rate a bug-carrying commit is assumed to have; the answer's"
-        " confidence holds down to it (default: a sixth of the reproducing end's rate)",
+        " confidence holds down to it (default: a sixth of the bug's rate over the commits"
+        " judged to carry it)",
     )
     s.add_argument(
         "--steady-rate",
