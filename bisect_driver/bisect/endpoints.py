@@ -1,13 +1,15 @@
 """Test both ends first: which one carries the bug decides the hunt's direction.
 
 Bug at the old end only = a fix hunt (git terms broken/fixed); at the new end
-only = a regression hunt (good/bad).  The reproducing end also becomes the
-*reference* for every later "clean" verdict, so it gets extra calibration
-trials while they pay for themselves (see verdict.calibration_pays).
+only = a regression hunt (good/bad).  The reproducing end also starts the
+*reference* for every later "clean" verdict (the pool of the commits judged to carry
+the bug), so it gets extra calibration trials while they pay for themselves (see
+verdict.calibration_pays).
 
 The ends anchor everything after them and are never re-tested, so the clean end is
 CLEAN only after enough trials that a failure half as frequent as the bug would have
-shown there with probability 1 - 0.8 delta (stats.anchor_trials, stats.decide_anchor): a
+shown there with probability 1 - SOFT_ALPHA, the steps' level (stats.anchor_trials,
+stats.decide_anchor; core.ends_next says why not 1 - 0.8 delta): a
 fixed end that in truth fails differently is then caught as an ambiguous bug instead of
 silently turning the hunt around.
 

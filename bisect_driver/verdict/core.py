@@ -683,8 +683,8 @@ def floor_after_near(near: tuple[int, int], floor: float, low: float | None = No
     took 54 000 trials in a simulated hunt that the rule before called inconclusive at
     1 146; against the floor itself, as before, it is inconclusive."""
     k, n = near
-    measured = low is not None and k >= NEAR_REPRODUCTIONS
-    if not n or upper_bound(k, n) < (low if measured and low is not None else floor):
+    below = low if low is not None and k >= NEAR_REPRODUCTIONS else floor
+    if not n or upper_bound(k, n) < below:
         return FloorCheck(
             floor,
             f"the bug-carrying commits next to the change reproduce {k}/{n}"

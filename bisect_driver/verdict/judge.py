@@ -40,6 +40,19 @@ from bisect_driver.verdict.stats import Decision, Reference, Verdict
 __all__ = ["CommitTester", "Policy", "ProgressFn"]
 
 
+def _reference_verdict(judged: list[Judged], counts: dict[str, tuple[int, int]]) -> Judged | None:
+    """The verdict of the steps' reference commit (core.reference_commit): its reason tells
+    the reproducing end from a lower-rate corrected commit."""
+    commit = reference_commit(judged, counts)
+    return next((j for j in judged if j.commit == commit), None)
+
+
+def _pool(counts: dict[str, tuple[int, int]], skip: Collection[str | None]) -> Reference:
+    """The summed (reproduced, counted) of the bug verdicts' commits not in ``skip``."""
+    kept = [c for commit, c in counts.items() if commit not in skip]
+    return Reference(sum(k for k, _n in kept), sum(n for _k, n in kept))
+
+
 ProgressFn = Callable[[str, Evidence, str], None]
 
 
@@ -66,25 +79,20 @@ class CommitTester:
 
     def reference_commit(self) -> str | None:
         """The reference for a step's soft CLEAN verdict (core.reference_commit decides)."""
-        chosen = self._reference_verdict()
+        chosen = _reference_verdict(*self._bug_counts())
         return chosen.commit if chosen is not None else None
 
-    def _reference_verdict(self) -> Judged | None:
-        """The verdict of :meth:`reference_commit`'s commit: its reason tells the
-        reproducing end from a lower-rate corrected commit."""
+    def _bug_counts(self) -> tuple[list[Judged], dict[str, tuple[int, int]]]:
+        """The run's verdicts, and (reproduced, counted) at each commit judged to carry the
+        bug: one journal read for both the reference's choice and the pool (a step asks
+        for its reference at every batch)."""
         verdicts = self.journal.verdicts(self.reference_run)
         counts = {}
         for v in verdicts:
             if v.verdict == Verdict.BUG:
                 ev = self.runner.evidence(v.commit)
                 counts[v.commit] = (ev.reproduced, ev.counted)
-        judged = [Judged(v.commit, v.verdict, v.reason) for v in verdicts]
-        commit = reference_commit(judged, counts)
-        return next((j for j in judged if j.commit == commit), None)
-
-    def _counts(self, commit: str) -> Reference:
-        ev = self.runner.evidence(commit)
-        return Reference(ev.reproduced, ev.counted)
+        return [Judged(v.commit, v.verdict, v.reason) for v in verdicts], counts
 
     def reference(self, exclude: str | None = None) -> Reference:
         """The steps' reference for a soft CLEAN verdict: the pool of every commit judged to
@@ -102,12 +110,13 @@ class CommitTester:
         """
         if self.policy.steady:
             return self.pooled_reference(exclude)
-        chosen = self._reference_verdict()
+        judged, counts = self._bug_counts()
+        chosen = _reference_verdict(judged, counts)
         if chosen is None or chosen.commit == exclude:
             return Reference(0, 0)
         if chosen.reason == Reason.ENDPOINT:
-            return self.pooled_reference(exclude)
-        return self._counts(chosen.commit)
+            return haldane(_pool(counts, {exclude}))
+        return Reference(*counts[chosen.commit])
 
     def far_reference(self) -> Reference:
         """The reproducing end's trials, or the lower-rate corrected commit's: the rate the
@@ -115,8 +124,9 @@ class CommitTester:
         (under --steady-rate the pool, which is that rate)."""
         if self.policy.steady:
             return self.pooled_reference()
-        commit = self.reference_commit()
-        return Reference(0, 0) if commit is None else self._counts(commit)
+        judged, counts = self._bug_counts()
+        chosen = _reference_verdict(judged, counts)
+        return Reference(0, 0) if chosen is None else Reference(*counts[chosen.commit])
 
     def pooled_reference(
         self, exclude: str | None = None, without: Collection[str] = ()
@@ -130,13 +140,8 @@ class CommitTester:
         """Reproductions and counted trials over every commit judged to carry the bug (but
         ``exclude`` and ``without``), as they stood: the default floor's estimate
         (stats.default_floor)."""
-        k = n = 0
-        for v in self.journal.verdicts(self.reference_run):
-            if v.verdict != Verdict.BUG or v.commit == exclude or v.commit in without:
-                continue
-            ev = self.runner.evidence(v.commit)
-            k, n = k + ev.reproduced, n + ev.counted
-        return Reference(k, n)
+        _judged, counts = self._bug_counts()
+        return _pool(counts, {exclude, *without})
 
     def calibrate_reference(self) -> bool:
         """Run a batch at the reference commit (core.judge_next asked for it); False when
