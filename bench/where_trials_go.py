@@ -1,15 +1,18 @@
 """Where a hunt's trials go: the ends, the answer's two neighbours, the other steps.
 
     .venv/bin/python bench/where_trials_go.py [--runs 20] [--seed 3]
-        [--cells 0.08:120 0.25:100] [--steady-rate]
+        [--cells 0.08:120 0.25:100] [--steady-rate] [--soft-alpha 0.2]
 
 Simulated constant-rate fix hunts through the shipped hunt (bench/simulate.py), the change
 anywhere; per cell (rate:commits) the mean trials at the reproducing end, the clean end, the
 bug-carrying neighbour of the change (its parent), the answer itself (the clean neighbour the
 strict test clears) and every other commit the bisect visited.  The revert check's trials are
 not on the line and not counted.  With --steady-rate the hunts are told the rate does not
-drift (the strict test against the pool, no floor).  It says which part of the decisions a
-cheaper route must cut (issue 18).
+drift (the strict test against the pool, no floor).  With --soft-alpha the steps decide at
+that level instead of the shipped stats.SOFT_ALPHA (the clean end's anchor and the BUG side
+keep stats.ANCHOR_ALPHA, as shipped): the sweep behind SOFT_ALPHA's value.  The last columns
+count the hunts that had a correction and the distinct commits tested.  It says which part
+of the decisions a cheaper route must cut (issue 18).
 """
 
 from __future__ import annotations
@@ -24,22 +27,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from simulate import Case, simulate  # noqa: E402
 
+from bisect_driver.verdict.stats import SOFT_ALPHA  # noqa: E402
+
 PARTS = ("total", "bug end", "clean end", "bug-side neighbour", "the answer", "other steps")
 
 
 def where(
-    rate: float, commits: int, runs: int, rng: random.Random, steady: bool = False
+    rate: float,
+    commits: int,
+    runs: int,
+    rng: random.Random,
+    steady: bool = False,
+    soft_alpha: float = SOFT_ALPHA,
 ) -> dict[str, float]:
-    """Mean trials per part over ``runs`` fix hunts at ``rate`` over ``commits``."""
+    """Mean trials per part over ``runs`` fix hunts at ``rate`` over ``commits``, and the
+    share of hunts with a correction and the mean distinct commits tested."""
     rows = []
+    corrected, commits_tested = 0, 0
     for _ in range(runs):
         change = rng.randint(2, commits - 1)
-        out = simulate(Case(commits, change, rate), seed=rng.randrange(1 << 30), steady=steady)
+        out = simulate(
+            Case(commits, change, rate),
+            seed=rng.randrange(1 << 30),
+            steady=steady,
+            policy_alpha=soft_alpha,
+        )
         c = out.per_commit
         ends, answer, parent = c[0] + c[commits], c[change], c[change - 1]
         rows.append((sum(c), c[0], c[commits], parent, answer, sum(c) - ends - answer - parent))
+        corrected += out.corrected > 0
+        commits_tested += out.commits
     columns = zip(*rows, strict=True)
-    return {part: statistics.mean(col) for part, col in zip(PARTS, columns, strict=True)}
+    means = {part: statistics.mean(col) for part, col in zip(PARTS, columns, strict=True)}
+    means["corrected"] = corrected / runs
+    means["commits"] = commits_tested / runs
+    return means
 
 
 def main() -> int:
@@ -50,16 +72,34 @@ def main() -> int:
         "--cells", nargs="+", default=["0.08:120", "0.25:100", "0.5:100"], help="RATE:COMMITS"
     )
     ap.add_argument("--steady-rate", action="store_true", help="hunts told the rate is steady")
+    ap.add_argument(
+        "--soft-alpha",
+        type=float,
+        default=SOFT_ALPHA,
+        help=f"the steps' level (default the shipped {SOFT_ALPHA})",
+    )
     a = ap.parse_args()
+    if not 0.0 < a.soft_alpha < 1.0:
+        ap.error(f"--soft-alpha must be between 0 and 1, not {a.soft_alpha}")
     rng = random.Random(a.seed)
-    print(f"{a.runs} simulated fix hunts per cell (seed {a.seed}), mean trials\n")
-    print("| rate | commits | " + " | ".join(PARTS) + " | the answer's share |")
-    print("|---:|---:|" + "---:|" * (len(PARTS) + 1))
+    print(
+        f"{a.runs} simulated fix hunts per cell (seed {a.seed}), steps at {a.soft_alpha},"
+        " mean trials\n"
+    )
+    print(
+        "| rate | commits | "
+        + " | ".join(PARTS)
+        + " | the answer's share | hunts with a correction | distinct commits |"
+    )
+    print("|---:|---:|" + "---:|" * (len(PARTS) + 3))
     for cell in a.cells:
         rate_s, commits_s = cell.split(":")
-        m = where(float(rate_s), int(commits_s), a.runs, rng, a.steady_rate)
+        m = where(float(rate_s), int(commits_s), a.runs, rng, a.steady_rate, a.soft_alpha)
         cells = " | ".join(f"{m[p]:.0f}" for p in PARTS)
-        print(f"| {rate_s} | {commits_s} | {cells} | {m['the answer'] / m['total']:.0%} |")
+        print(
+            f"| {rate_s} | {commits_s} | {cells} | {m['the answer'] / m['total']:.0%}"
+            f" | {m['corrected']:.0%} | {m['commits']:.1f} |"
+        )
     return 0
 
 

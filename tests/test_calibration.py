@@ -152,22 +152,37 @@ def test_the_calibration_bench_takes_one_kind_and_the_steady_mode() -> None:
     assert [r.split(" | ")[0] for r in rows] == ["| no drift"], out
 
 
-@pytest.mark.parametrize("steady", [False, True], ids=["default", "steady-rate"])
-def test_the_where_bench_prints_its_table(steady: bool) -> None:
-    """bench/where_trials_go.py as documented, one small cell: the parts add up."""
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--steady-rate"], ["--soft-alpha", "0.1"]],
+    ids=["default", "steady-rate", "soft-alpha"],
+)
+def test_the_where_bench_prints_its_table(extra: list[str]) -> None:
+    """bench/where_trials_go.py as documented, one small cell: the parts add up, and the
+    steps' level is the one asked for (the shipped SOFT_ALPHA by default)."""
     import subprocess
+
+    from bisect_driver.verdict.stats import SOFT_ALPHA
 
     bench = Path(simulate.__file__).parent
     cmd = [sys.executable, str(bench / "where_trials_go.py"), "--runs", "2", "--cells", "0.5:30"]
-    out = subprocess.run(
-        cmd + (["--steady-rate"] if steady else []),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = subprocess.run(cmd + extra, capture_output=True, text=True, check=True).stdout
+    level = extra[1] if extra[:1] == ["--soft-alpha"] else str(SOFT_ALPHA)
+    assert f"steps at {level}," in out.splitlines()[0]
     row = next(line for line in out.splitlines() if line.startswith("| 0.5 | 30 |"))
     total, *parts = (float(x) for x in row.split("|")[3:9])
     assert total > 0 and abs(sum(parts) - total) <= 3  # each mean rounded
+    corrected, commits = row.split("|")[10:12]
+    assert 0 <= float(corrected.strip().rstrip("%")) <= 100 and float(commits) >= 2
+
+
+def test_the_where_bench_refuses_a_level_outside_0_1() -> None:
+    import subprocess
+
+    bench = Path(simulate.__file__).parent
+    cmd = [sys.executable, str(bench / "where_trials_go.py"), "--soft-alpha", "1.5"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "--soft-alpha must be between 0 and 1" in r.stderr
 
 
 @pytest.mark.slow

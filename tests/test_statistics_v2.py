@@ -163,8 +163,22 @@ def test_an_unrelated_crash_after_the_fix_is_not_the_bug(make_flaky, cli, tmp_pa
 
 @pytest.mark.slow
 def test_both_ends_failing_differently_needs_the_bug_named(make_flaky, cli, tmp_path: Path) -> None:
-    """The new end aborts too (another bug): which failure is hunted must be named."""
-    repo = make_flaky(commits=30, change_at=12, rate=0.6, other_crash=(14, 31), seed=6)
+    """The new end aborts too (another bug): which failure is hunted must be named.
+
+    Both failures must be about as frequent, and the abort frequent enough for the clean
+    end's anchor (stats.anchor_trials: a failure half as frequent as the bug shows with 0.9;
+    its length goes with 1 / the bug's rate as first estimated) to see it.  At rate=0.6,
+    other_rate=0.5 the old end reproduced 25 of 40 and the new end aborted 14 of 40 (probes
+    run one at a time), the anchor was 4-7 trials, and 2 of 8 local runs missed the abort
+    and hunted the SIGSEGV (rightly, by what they saw).  At rate=0.25, other_rate=0.45
+    (19 of 60 each, one at a time) 5 of 9 runs failed: with the tool's two probes at once
+    the race shifted (in the run read through, the old end showed 0 of 15 and the run hunted
+    the abort).  At 0.5 / 0.5 (27 and 23 of 60):
+    21 of 21 runs passed, 15 of them three at a time.  tests/test_anchors.py checks the same
+    class with a scripted probe, without chance."""
+    repo = make_flaky(
+        commits=30, change_at=12, rate=0.5, other_crash=(14, 31), other_rate=0.5, seed=6
+    )
     r, _ = _run(cli, repo, tmp_path)
     assert r.status == EXIT_ENDPOINTS, r.err
     assert "--signature" in r.err.strip().splitlines()[-1]
@@ -260,3 +274,65 @@ def test_the_neighbour_is_measured_until_it_is_clearly_above_or_below_the_floor(
     assert not near_settled(3, 600, floor.rate, floor.low)
     assert near_settled(3, 600, floor.rate)  # the rule before
     assert near_settled(10, 1000, floor.rate, floor.low)
+
+
+# -- the steps' level and the levels that do not follow it (issue 18, fourth round) --------
+
+
+LOOSER_STEPS = 0.2
+"""A steps' level looser than the anchor's, as `where_trials_go.py --soft-alpha 0.2` runs."""
+
+
+def test_the_clean_end_keeps_its_anchor_level_when_the_steps_are_cheaper() -> None:
+    """With steps at a looser level than ANCHOR_ALPHA (0.1), the clean end's anchor keeps
+    0.1: a failure half as frequent as the bug must still have shown there with 0.9."""
+    from bisect_driver.verdict.core import EndsAction, ends_next, run_policy
+    from bisect_driver.verdict.stats import ANCHOR_ALPHA, anchor_trials
+
+    policy = run_policy(0.99, alpha=LOOSER_STEPS, max_trials=200)
+    bug_end = (10, 100, 100)
+    need = anchor_trials(Reference(10, 100), ANCHOR_ALPHA, 200)
+    assert need == math.ceil(math.log(0.1) / math.log(1 - 0.05))
+    assert anchor_trials(Reference(10, 100), LOOSER_STEPS, 200) < need
+    short = ends_next(bug_end, (0, need - 1, need - 1), policy, clean_tests_left=3)
+    assert short.action is EndsAction.TEST
+    done = ends_next(bug_end, (0, need, need), policy, clean_tests_left=3)
+    assert done.action is EndsAction.DECIDED and done.bug_side == "old"
+
+
+def test_the_backport_checks_stay_ten_times_stricter_than_the_anchor(tmp_path: Path) -> None:
+    """The backport checks' tester (no floor) decides at ANCHOR_ALPHA / 10 = 0.01 whatever
+    the steps' level, not at a looser steps' level / 10."""
+    from bisect_driver.bisect.confirm import CONFIRM_FACTOR, strict_tester
+    from bisect_driver.store.journal import Journal
+    from bisect_driver.verdict.core import run_policy
+    from bisect_driver.verdict.judge import CommitTester
+    from bisect_driver.verdict.stats import ANCHOR_ALPHA
+
+    policy = run_policy(0.99, alpha=LOOSER_STEPS, max_trials=200)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    tester = CommitTester("run", journal, None, None, policy)  # type: ignore[arg-type]
+    checks = strict_tester(tester, "run")
+    assert checks.policy.alpha == pytest.approx(ANCHOR_ALPHA / CONFIRM_FACTOR)
+    assert checks.policy.alpha == pytest.approx(0.01)
+
+
+def test_a_soft_bug_verdict_over_a_background_keeps_the_anchor_level() -> None:
+    """Over a background (fp > 0) a step's BUG needs P(X >= k | n, fp) <= ANCHOR_ALPHA (0.1),
+    even with steps at a looser level: a wrong CLEAN is repaired by the strict test, a wrong
+    BUG (background flakes taken for the bug) is not."""
+    from bisect_driver.verdict.core import Policy, verdict_of
+    from bisect_driver.verdict.stats import ANCHOR_ALPHA, bug_p_value
+
+    fp = 0.05
+    p = bug_p_value(3, 30, fp)
+    assert ANCHOR_ALPHA < p <= LOOSER_STEPS
+    soft = Policy(alpha=LOOSER_STEPS, fp=fp)
+    assert verdict_of(3, 30, Reference(20, 40), soft).verdict != Verdict.BUG
+    assert verdict_of(4, 30, Reference(20, 40), soft).verdict == Verdict.BUG
+    # and a soft CLEAN is at the steps' own level
+    k0 = next(
+        n for n in range(1, 500) if verdict_of(0, n, Reference(20, 40), soft).verdict == "clean"
+    )
+    strict = Policy(alpha=ANCHOR_ALPHA, fp=fp)
+    assert verdict_of(0, k0, Reference(20, 40), strict).verdict == Verdict.UNDECIDED

@@ -5,7 +5,7 @@
 be wrong are "clean" ones - and a wrong one always lands right next to the
 answer: in a fix hunt the misjudged commit *becomes* the candidate, in a
 regression hunt the candidate's parent.  The bisect's steps are therefore soft
-(stats.SOFT_ALPHA against the reproducing end), and the answer's whole error
+(stats.SOFT_ALPHA against the pool of bug verdicts), and the answer's whole error
 budget goes to a strict test of that clean neighbour against the *floor* rate
 (stats.decide_strict): CLEAN only if a bug reproducing at the floor rate would
 have shown.  When it reproduces instead, its verdict is corrected in the
@@ -58,10 +58,17 @@ from bisect_driver.verdict.core import (
     walked_to_the_clean_end,
 )
 from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import Verdict, clean_trials_needed, strict_trials_needed
+from bisect_driver.verdict.stats import (
+    ANCHOR_ALPHA,
+    Verdict,
+    clean_trials_needed,
+    strict_trials_needed,
+)
 
 CONFIRM_FACTOR = 10
-"""Error target of the backport checks' verdicts: ten times the steps' own."""
+"""Error target of the backport checks' verdicts: ten times stricter than the clean end's
+anchor (stats.ANCHOR_ALPHA, 0.1; the steps' level too, but a study of the steps' level,
+where_trials_go.py --soft-alpha, leaves it alone)."""
 
 
 class History(Protocol):
@@ -143,10 +150,11 @@ def strict_tester(
     """The confirmation's tester: same trials, its own verdicts (run id ``RUN:confirm``).
 
     With ``floor`` its CLEAN verdicts are strict against that rate and it may run as many
-    trials as the strict test needs; without, it is the steps' test ten times stricter
+    trials as the strict test needs; without, it is the anchor's level ten times stricter
     (used for backports)."""
     if floor is None:
-        return tester.with_alpha(confirm_run_id(run_id), tester.policy.alpha / CONFIRM_FACTOR)
+        level = min(tester.policy.alpha, ANCHOR_ALPHA) / CONFIRM_FACTOR
+        return tester.with_alpha(confirm_run_id(run_id), level)
     assert alpha is not None
     p = tester.policy
     cap = strict_cap(p.max_trials, floor + p.background_lo, alpha, tester.runner.jobs, p.fp > 0)

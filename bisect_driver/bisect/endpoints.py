@@ -8,7 +8,7 @@ verdict.calibration_pays).
 
 The ends anchor everything after them and are never re-tested, so the clean end is
 CLEAN only after enough trials that a failure half as frequent as the bug would have
-shown there with probability 1 - SOFT_ALPHA, the steps' level (stats.anchor_trials,
+shown there with probability 1 - ANCHOR_ALPHA (0.9; stats.anchor_trials,
 stats.decide_anchor; core.ends_next says why not 1 - 0.8 delta): a
 fixed end that in truth fails differently is then caught as an ambiguous bug instead of
 silently turning the hunt around.

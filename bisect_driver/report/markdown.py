@@ -160,8 +160,8 @@ def _environment(report: Report) -> list[str]:
         "- Fix-ups applied to the candidate's build: "
         + ("; ".join(env.fixups_applied_to_candidate) or "none"),
         f"- Probe: {env.probe.name} `{json.dumps(env.probe.settings)}`",
-        f"- Statistics: `{json.dumps(env.statistics.to_json())}`; per-verdict error target"
-        f" {report.alpha_per_verdict:.3g}",
+        f"- Statistics: `{json.dumps(env.statistics.to_json())}`;"
+        f" the steps' soft CLEAN error target {report.alpha_per_verdict:.3g}",
         f"- Toolchain: {tc.cc}; {tc.git}; Python {tc.python}; kernel {tc.kernel}; {tc.machine}",
     ]
     if report.wall_seconds:

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from bisect_driver.plugin.errors import EXIT_AMBIGUOUS, EXIT_FOUND, EXIT_UNCONFIRMED
 from bisect_driver.verdict.stats import (
+    ANCHOR_ALPHA,
     FLOOR_FACTOR,
     FLOOR_LEVEL,
     Decision,
@@ -259,7 +260,10 @@ def verdict_of(ev_k: int, ev_n: int, ref: Reference, policy: Policy) -> Decision
         # A steady floor is the pooled rate's bound, background included already.
         extra = 0.0 if policy.steady else policy.background_lo
         return decide_strict(ev_k, ev_n, policy.floor + extra, policy.alpha, policy.fp)
-    return decide(ev_k, ev_n, ref, policy.alpha, policy.fp)
+    # A soft BUG verdict over a background keeps the anchor's level: a wrong CLEAN is what
+    # the strict test repairs (SOFT_ALPHA says why it may be cheap), a wrong BUG is not.
+    bug_alpha = min(policy.alpha, ANCHOR_ALPHA)
+    return decide(ev_k, ev_n, ref, policy.alpha, policy.fp, bug_alpha)
 
 
 def fresh_trials(step_reproduced: int, step_counted: int) -> tuple[int, int]:
@@ -474,7 +478,8 @@ def ends_next(
     trials, and a failure of its own that shows later (a fix hunt's old bug at one end, a
     regression's crash at the other) never shows, and the run hunts whichever end failed
     first (tests/test_anchors.py).  Its trials are those that show a failure half as
-    frequent as the bug with the steps' ``1 - alpha`` (0.9), not the first round's
+    frequent as the bug with ``1 - ANCHOR_ALPHA`` (0.9, stats.ANCHOR_ALPHA: the steps' level,
+    but not tied to it), not the first round's
     ``1 - 0.8 delta``: no claim rests on them (the strict test judges the answer's clean
     neighbour on its own trials, the clean end included; a background the clean end hid
     is what the background look and the calibration's rare-flake kind are for), and at
@@ -484,9 +489,10 @@ def ends_next(
     (:func:`tell_apart`): the clean end may fail at that rate."""
     fp = max(policy.fp, background[1])
     (ko, no, to), (kn, nn, tn) = old, new
+    anchor = min(policy.alpha, ANCHOR_ALPHA)
 
     def shows_bug(k: int, n: int) -> bool:
-        return bug_p_value(k, n, fp) <= policy.alpha
+        return bug_p_value(k, n, fp) <= anchor
 
     def exhausted(n: int, t: int) -> bool:
         return n >= policy.max_trials or t >= policy.max_attempts
@@ -502,7 +508,7 @@ def ends_next(
         side = "old" if bug_old else "new"
         (bk, bn, _bt), (ck, cn, ct) = (old, new) if bug_old else (new, old)
         ref = Reference(bk, bn)
-        d = decide_anchor(ck, cn, ref, policy.alpha, policy.alpha, fp, policy.max_trials)
+        d = decide_anchor(ck, cn, ref, anchor, anchor, fp, policy.max_trials)
         if d.verdict == Verdict.BUG:
             return EndsNext(
                 EndsAction.FAIL, message="both ends reproduce the bug: nothing to bisect"

@@ -140,10 +140,13 @@ def bug_p_value(k: int, n: int, fp: float) -> float:
     return binom_tail_ge(k, n, fp)
 
 
-def decide(k: int, n: int, ref: Reference, alpha: float, fp: float = 0.0) -> Decision:
-    """The verdict after ``k`` reproductions in ``n`` counted trials of one commit."""
+def decide(
+    k: int, n: int, ref: Reference, alpha: float, fp: float = 0.0, bug_alpha: float | None = None
+) -> Decision:
+    """The verdict after ``k`` reproductions in ``n`` counted trials of one commit: BUG at
+    ``bug_alpha`` (default ``alpha``), CLEAN at ``alpha``."""
     p_bug = bug_p_value(k, n, fp)
-    if p_bug <= alpha:
+    if p_bug <= (alpha if bug_alpha is None else bug_alpha):
         return Decision(Verdict.BUG, p_bug)
     p_clean = clean_p_value(k, n, ref)
     if p_clean <= alpha:
@@ -301,8 +304,27 @@ SOFT_ALPHA = 0.1
 sends git to a candidate that still carries the bug, which the strict confirmation
 catches (it reproduces) and corrects.  Only the confirmation's strict test spends the
 answer's error budget (docs/statistics.md, "Statistics v2").  0.1, not 0.05 (issue 18): a
-CLEAN step then needs ln 10 / ln 20 = 0.77 of the trials, and the rare wrong one costs a
-correction the strict test finds within a few trials."""
+CLEAN step then needs ln 10 / ln 20 = 0.77 of the trials.
+
+Why not looser (issue 18's fourth round, measured with bench/where_trials_go.py
+--soft-alpha and bench/bench_statistics.py): at 0.15-0.3 a hunt's trials change by -9 %
+to +4 % (mostly -1 % to -6 %), but its wrong CLEANs send git the wrong way more often, and
+each correction bisects commits it had not built: at 0.15 the distinct commits rose 0-5 % at
+N = 100 and 2-24 % at N = 2713 (0.2: up to +23 %, +40-45 % under --steady-rate).  On QEMU
+a build costs minutes and a trial about a second, so the trials saved do not pay for one
+build more.
+The clean end's anchor and a soft BUG over a background have their own level
+(:data:`ANCHOR_ALPHA`), so this one can be studied alone."""
+
+ANCHOR_ALPHA = 0.1
+"""Level of the clean end's anchor (core.ends_next, :func:`anchor_trials`: a failure half
+as frequent as the bug shows there with probability 0.9) and of a soft BUG verdict over a
+background (core.verdict_of).  The same value as :data:`SOFT_ALPHA` today, but not the same
+promise: the anchor guards what no later test looks at again (a failure of the clean end's
+own that would make the hunted bug ambiguous), and a wrong BUG is not repaired by the strict
+test as a wrong CLEAN is; so neither follows a study of the steps' level (where_trials_go.py
+--soft-alpha).  The backport checks are ten times stricter than it
+(bisect.confirm.CONFIRM_FACTOR)."""
 
 FLOOR_FACTOR = 6.0
 """Default floor = the bug's pooled rate / FLOOR_FACTOR (:func:`default_floor`): the commits
