@@ -21,8 +21,10 @@ on stdout. The cache dir must not exist yet (the cold run needs it empty).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,13 +63,35 @@ def _field(text: str, label: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def measure(name: str, command: list[str], cwd: Path, log_dir: Path) -> Figure:
+    """Run ``command`` under /usr/bin/time -v in a session of its own; a bench stopped by
+    SIGTERM or Ctrl-C stops that session too (before, ``kill`` of the bench left the
+    bisect-qemu it ran going on, with its guests, beside whatever was measured next)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     err_path = log_dir / f"{name.replace(' ', '-')}.stderr"
-    with open(err_path, "w") as err:
-        res = subprocess.run(
-            [TIME, "-v", *command], cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True
-        )
+    before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen(
+                [TIME, "-v", *command],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
+            try:
+                out, _ = proc.communicate()
+            except BaseException:
+                _stop_session(proc)
+                raise
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, out)
     text = err_path.read_text(errors="replace")
     return Figure(
         name=name,
@@ -79,6 +103,19 @@ def measure(name: str, command: list[str], cwd: Path, log_dir: Path) -> Figure:
         exit_status=res.returncode,
         answer=res.stdout.strip(),
     )
+
+
+def _stop_session(proc: subprocess.Popen[str], grace_s: float = 30.0) -> None:
+    """SIGTERM to the measured run's whole session (bisect-qemu ends its trials and leaves
+    no bisect state on SIGTERM), SIGKILL if it is still there after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 def table(figures: list[Figure]) -> str:
