@@ -91,7 +91,6 @@ def measure(name: str, command: list[str], cwd: Path, log_dir: Path) -> Figure:
                 raise
     finally:
         signal.signal(signal.SIGTERM, before)
-    res = subprocess.CompletedProcess(proc.args, proc.returncode, out)
     text = err_path.read_text(errors="replace")
     return Figure(
         name=name,
@@ -100,8 +99,8 @@ def measure(name: str, command: list[str], cwd: Path, log_dir: Path) -> Figure:
         user_s=_field(text, "User time (seconds)"),
         sys_s=_field(text, "System time (seconds)"),
         max_rss_mb=_field(text, "Maximum resident set size (kbytes)") / 1024,
-        exit_status=res.returncode,
-        answer=res.stdout.strip(),
+        exit_status=proc.returncode,
+        answer=out.strip(),
     )
 
 

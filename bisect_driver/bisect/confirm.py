@@ -58,12 +58,7 @@ from bisect_driver.verdict.core import (
     walked_to_the_clean_end,
 )
 from bisect_driver.verdict.judge import CommitTester
-from bisect_driver.verdict.stats import (
-    ANCHOR_ALPHA,
-    Verdict,
-    clean_trials_needed,
-    strict_trials_needed,
-)
+from bisect_driver.verdict.stats import Verdict, clean_trials_needed, strict_trials_needed
 
 CONFIRM_FACTOR = 10
 """Error target of the backport checks' verdicts: ten times stricter than the clean end's
@@ -153,7 +148,7 @@ def strict_tester(
     trials as the strict test needs; without, it is the anchor's level ten times stricter
     (used for backports)."""
     if floor is None:
-        level = min(tester.policy.alpha, ANCHOR_ALPHA) / CONFIRM_FACTOR
+        level = tester.policy.anchor_level / CONFIRM_FACTOR
         return tester.with_alpha(confirm_run_id(run_id), level)
     assert alpha is not None
     p = tester.policy

@@ -121,6 +121,14 @@ class Policy:
     (:func:`verdict_of`), not the floor test at a sixth of its rate."""
 
     @property
+    def anchor_level(self) -> float:
+        """Level of the checks that do not follow the steps' ``alpha`` (stats.ANCHOR_ALPHA,
+        unless ``alpha`` is stricter): the clean end's anchor, a soft BUG verdict over a
+        background and, a tenth of it, the backport checks.  Not ``anchor_alpha``, which
+        tells the ends apart at the budget's first-round share."""
+        return min(self.alpha, ANCHOR_ALPHA)
+
+    @property
     def max_attempts(self) -> int:
         """All trials, counted or not: stops a commit whose trials never conclude."""
         return self.max_trials * 2
@@ -262,8 +270,7 @@ def verdict_of(ev_k: int, ev_n: int, ref: Reference, policy: Policy) -> Decision
         return decide_strict(ev_k, ev_n, policy.floor + extra, policy.alpha, policy.fp)
     # A soft BUG verdict over a background keeps the anchor's level: a wrong CLEAN is what
     # the strict test repairs (SOFT_ALPHA says why it may be cheap), a wrong BUG is not.
-    bug_alpha = min(policy.alpha, ANCHOR_ALPHA)
-    return decide(ev_k, ev_n, ref, policy.alpha, policy.fp, bug_alpha)
+    return decide(ev_k, ev_n, ref, policy.alpha, policy.fp, policy.anchor_level)
 
 
 def fresh_trials(step_reproduced: int, step_counted: int) -> tuple[int, int]:
@@ -489,7 +496,7 @@ def ends_next(
     (:func:`tell_apart`): the clean end may fail at that rate."""
     fp = max(policy.fp, background[1])
     (ko, no, to), (kn, nn, tn) = old, new
-    anchor = min(policy.alpha, ANCHOR_ALPHA)
+    anchor = policy.anchor_level
 
     def shows_bug(k: int, n: int) -> bool:
         return bug_p_value(k, n, fp) <= anchor
