@@ -50,7 +50,7 @@ from bisect_driver.report.result import RunResult  # noqa: E402
 from bisect_driver.store.journal import BuildRecord, Journal  # noqa: E402
 from bisect_driver.verdict.core import run_policy  # noqa: E402
 from bisect_driver.verdict.judge import CommitTester  # noqa: E402
-from bisect_driver.verdict.stats import SOFT_ALPHA, bisect_steps  # noqa: E402
+from bisect_driver.verdict.stats import SOFT_ALPHA, Verdict, bisect_steps  # noqa: E402
 
 BUG = "SIGSEGV: use after free in shutdown_writer"
 BUG_FACE = "SIGABRT: qcow2_cache_destroy: Assertion `c->entries[i].ref == 0' failed."
@@ -134,20 +134,36 @@ def index(commit: str) -> int:
 
 class SimProbe(Probe):
     """Trials drawn from a case: the unrelated crash first (it kills the program before the
-    bug can), then the bug, then the background flake."""
+    bug can), then the bug, then the background flake.
+
+    Each commit draws from a stream of its own (seeded from ``rng`` and the commit), four
+    numbers a trial: its n-th trial comes out the same whatever the hunt did elsewhere.  So
+    two policies run on the same seed see the same trials at every commit they both test
+    (common random numbers), and a paired comparison of them measures the policies, not the
+    luck of a shared stream that one different decision shifts for every later trial."""
 
     name = "sim"
+    DRAWS = 4
+    """Uniforms a trial takes from its commit's stream, used or not."""
 
     def __init__(self, case: Case, rng: random.Random) -> None:
         super().__init__()
-        self.case, self.rng = case, rng
+        self.case = case
+        self.base = rng.randrange(1 << 62)
+        self.streams: dict[str, random.Random] = {}
         self.at_clean_end = 0
 
     def settings(self) -> dict[str, Any]:
         return {}
 
+    def _draws(self, commit: str) -> list[float]:
+        stream = self.streams.get(commit)
+        if stream is None:
+            stream = self.streams[commit] = random.Random(f"{self.base}:{commit}")
+        return [stream.random() for _ in range(self.DRAWS)]
+
     def run_trial(self, ctx: TrialContext) -> TrialResult:
-        c, r = self.case, self.rng.random
+        c, r = self.case, iter(self._draws(ctx.commit)).__next__
         undone = reverted(ctx.commit)
         i = c.n if undone is not None else index(ctx.commit)  # a revert is the new end's tree
         rate = c.reverted_rate(undone) if undone is not None else c.rate(i)
@@ -205,8 +221,12 @@ class SimBuilder:
 class SimLine:
     """History and bisect engine of a line of commits, as `git bisect` treats one."""
 
-    def __init__(self, case: Case, tester: CommitTester) -> None:
+    def __init__(self, case: Case, tester: CommitTester, perfect_steps: bool = False) -> None:
         self.case, self.tester = case, tester
+        self.perfect_steps = perfect_steps
+        """A counterfactual only a simulation has (where_trials_go.py --perfect-steps): a
+        step's soft CLEAN at a commit that carries the bug is instead tested on to its next
+        reproduction and recorded BUG, so no correction ever follows."""
         self.marks: dict[int, str] = {}
         self.terms: tuple[str, str] = ("", "")
         self.lines: list[str] = []
@@ -255,10 +275,23 @@ class SimLine:
             inside = [i for i in range(lo + 1, hi) if self.marks.get(i) != "skip"]
             i = min(inside, key=lambda x: (abs(x - mid), x))
             left = len(inside)
-            _rec, code = judge_visited(self.tester, direction, sha(i), bisect_steps(left))
+            rec, code = judge_visited(self.tester, direction, sha(i), bisect_steps(left))
+            if self.perfect_steps and rec.verdict == Verdict.CLEAN and self.case.buggy(i):
+                code = self._to_a_reproduction(direction, sha(i))
             term = {StepCode.OLD: terms[0], StepCode.NEW: terms[1]}.get(code, "skip")
             self.marks[i] = term
             self.lines.append(f"git bisect {term} {sha(i)}")
+
+    def _to_a_reproduction(self, direction: Direction, commit: str) -> StepCode:
+        """The perfect step: trials at ``commit`` until it reproduces, then BUG."""
+        t = self.tester
+        ev = t.runner.evidence(commit)
+        seen = ev.reproduced
+        while ev.reproduced == seen:
+            ev = t.run_batch(commit, t.builder.artifacts.root)
+        t.journal.delete_verdict(t.run_id, commit)
+        t.record(ev, Verdict.BUG, 0.0, "perfect step (simulation only)")
+        return direction.step_code(Verdict.BUG)
 
     def replay(self, log_text: str, terms: tuple[str, str]) -> BisectOutcome | None:
         self.terms = terms
@@ -327,9 +360,11 @@ def simulate(
     policy_alpha: float = SOFT_ALPHA,
     revert: bool = True,
     steady: bool = False,
+    perfect_steps: bool = False,
 ) -> Simulated:
     """One hunt over ``case`` through bisect_driver.hunt.stage.hunt, then, for a single
-    answer, the revert check as the driver runs it (``revert``)."""
+    answer, the revert check as the driver runs it (``revert``).  ``perfect_steps``: the
+    counterfactual of :class:`SimLine` (never a real hunt's)."""
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="sim-", dir=_scratch_root()))
     try:
@@ -342,7 +377,7 @@ def simulate(
             confidence, alpha=policy_alpha, max_trials=max_trials, min_rate=min_rate, steady=steady
         )
         tester = CommitTester("sim", journal, builder, runner, policy)  # type: ignore[arg-type]
-        line = SimLine(case, tester)
+        line = SimLine(case, tester, perfect_steps)
         config = HuntConfig(
             sha(0), sha(case.n), case.n, confidence, min_rate=min_rate, steady_rate=steady
         )

@@ -1,7 +1,7 @@
 """Where a hunt's trials go: the ends, the answer's two neighbours, the other steps.
 
     .venv/bin/python bench/where_trials_go.py [--runs 20] [--seed 3]
-        [--cells 0.08:120 0.25:100] [--steady-rate] [--soft-alpha 0.2]
+        [--cells 0.08:120 0.25:100] [--steady-rate] [--soft-alpha 0.2] [--perfect-steps]
 
 Simulated constant-rate fix hunts through the shipped hunt (bench/simulate.py), the change
 anywhere; per cell (rate:commits) the mean trials at the reproducing end, the clean end, the
@@ -13,6 +13,13 @@ that level instead of the shipped stats.SOFT_ALPHA (the clean end's anchor and t
 keep stats.ANCHOR_ALPHA, as shipped): the sweep behind SOFT_ALPHA's value.  The last columns
 count the hunts that had a correction and the distinct commits tested.  It says which part
 of the decisions a cheaper route must cut (issue 18).
+
+With --perfect-steps every hunt runs twice on the same trials (the simulator draws each
+commit's trials from a stream of its own): as shipped, and with perfect steps, a
+counterfactual only a simulation has (a soft CLEAN at a commit that carries the bug is
+instead tested on to its next reproduction, so no correction follows).  The table is then
+the shipped hunts', with a last column of what corrections cost: the paired mean difference
+of the two in trials, with its standard error, and as a share of the shipped hunts' trials.
 """
 
 from __future__ import annotations
@@ -39,19 +46,24 @@ def where(
     rng: random.Random,
     steady: bool = False,
     soft_alpha: float = SOFT_ALPHA,
+    perfect_steps: bool = False,
 ) -> dict[str, float]:
     """Mean trials per part over ``runs`` fix hunts at ``rate`` over ``commits``, and the
-    share of hunts with a correction and the mean distinct commits tested."""
+    share of hunts with a correction and the mean distinct commits tested; with
+    ``perfect_steps`` also what corrections cost (the paired difference to the same hunts
+    with perfect steps: "corrections", its standard error "corrections se")."""
     rows = []
     corrected, commits_tested = 0, 0
+    saved: list[int] = []
     for _ in range(runs):
         change = rng.randint(2, commits - 1)
-        out = simulate(
-            Case(commits, change, rate),
-            seed=rng.randrange(1 << 30),
-            steady=steady,
-            policy_alpha=soft_alpha,
-        )
+        case, seed = Case(commits, change, rate), rng.randrange(1 << 30)
+        out = simulate(case, seed=seed, steady=steady, policy_alpha=soft_alpha)
+        if perfect_steps:
+            ideal = simulate(
+                case, seed=seed, steady=steady, policy_alpha=soft_alpha, perfect_steps=True
+            )
+            saved.append(out.trials - ideal.trials)
         c = out.per_commit
         ends, answer, parent = c[0] + c[commits], c[change], c[change - 1]
         rows.append((sum(c), c[0], c[commits], parent, answer, sum(c) - ends - answer - parent))
@@ -61,6 +73,10 @@ def where(
     means = {part: statistics.mean(col) for part, col in zip(PARTS, columns, strict=True)}
     means["corrected"] = corrected / runs
     means["commits"] = commits_tested / runs
+    if saved:
+        means["corrections"] = statistics.mean(saved)
+        spread = statistics.stdev(saved) if len(saved) > 1 else 0.0
+        means["corrections se"] = spread / len(saved) ** 0.5
     return means
 
 
@@ -78,6 +94,11 @@ def main() -> int:
         default=SOFT_ALPHA,
         help=f"the steps' level (default the shipped {SOFT_ALPHA})",
     )
+    ap.add_argument(
+        "--perfect-steps",
+        action="store_true",
+        help="also run each hunt with perfect steps and print what corrections cost",
+    )
     a = ap.parse_args()
     if not 0.0 < a.soft_alpha < 1.0:
         ap.error(f"--soft-alpha must be between 0 and 1, not {a.soft_alpha}")
@@ -86,19 +107,33 @@ def main() -> int:
         f"{a.runs} simulated fix hunts per cell (seed {a.seed}), steps at {a.soft_alpha},"
         " mean trials\n"
     )
+    extra = " what corrections cost |" if a.perfect_steps else ""
     print(
         "| rate | commits | "
         + " | ".join(PARTS)
         + " | the answer's share | hunts with a correction | distinct commits |"
+        + extra
     )
-    print("|---:|---:|" + "---:|" * (len(PARTS) + 3))
+    print("|---:|---:|" + "---:|" * (len(PARTS) + 3 + bool(extra)))
     for cell in a.cells:
         rate_s, commits_s = cell.split(":")
-        m = where(float(rate_s), int(commits_s), a.runs, rng, a.steady_rate, a.soft_alpha)
+        m = where(
+            float(rate_s),
+            int(commits_s),
+            a.runs,
+            rng,
+            a.steady_rate,
+            a.soft_alpha,
+            a.perfect_steps,
+        )
         cells = " | ".join(f"{m[p]:.0f}" for p in PARTS)
+        cost = ""
+        if a.perfect_steps:
+            share = m["corrections"] / m["total"]
+            cost = f" {m['corrections']:.0f} +- {m['corrections se']:.0f} ({share:.1%}) |"
         print(
             f"| {rate_s} | {commits_s} | {cells} | {m['the answer'] / m['total']:.0%}"
-            f" | {m['corrected']:.0%} | {m['commits']:.1f} |"
+            f" | {m['corrected']:.0%} | {m['commits']:.1f} |{cost}"
         )
     return 0
 

@@ -154,8 +154,8 @@ def test_the_calibration_bench_takes_one_kind_and_the_steady_mode() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--steady-rate"], ["--soft-alpha", "0.1"]],
-    ids=["default", "steady-rate", "soft-alpha"],
+    [[], ["--steady-rate"], ["--soft-alpha", "0.1"], ["--perfect-steps"]],
+    ids=["default", "steady-rate", "soft-alpha", "perfect-steps"],
 )
 def test_the_where_bench_prints_its_table(extra: list[str]) -> None:
     """bench/where_trials_go.py as documented, one small cell: the parts add up, and the
@@ -174,6 +174,55 @@ def test_the_where_bench_prints_its_table(extra: list[str]) -> None:
     assert total > 0 and abs(sum(parts) - total) <= 3  # each mean rounded
     corrected, commits = row.split("|")[10:12]
     assert 0 <= float(corrected.strip().rstrip("%")) <= 100 and float(commits) >= 2
+    if "--perfect-steps" in extra:  # what corrections cost: "mean +- se (share)"
+        cost = row.split("|")[12].split()
+        assert cost[1] == "+-" and float(cost[2]) >= 0 and cost[3].endswith("%)")
+    else:
+        assert len(row.split("|")) == 13
+
+
+def test_a_commits_trials_do_not_depend_on_what_the_hunt_did_elsewhere() -> None:
+    """The simulator's common random numbers: each commit's n-th trial comes out the same
+    whichever commits ran trials before it, so two policies compared on one seed see the
+    same trials wherever they both test (where_trials_go.py --perfect-steps pairs on that)."""
+    import random
+
+    from bisect_driver.plugin.probe import TrialContext
+
+    case = simulate.Case(40, 20, 0.5, background=0.3)
+
+    def outcomes(order: list[int]) -> dict[int, list[str]]:
+        probe = simulate.SimProbe(case, random.Random(9))
+        seen: dict[int, list[str]] = {}
+        for i in order:
+            done = seen.setdefault(i, [])
+            ctx = TrialContext(simulate.sha(i), Path("."), len(done), Path("."), Path("."), 1.0, 0)
+            done.append(str(probe.run_trial(ctx).outcome))
+        return seen
+
+    a = outcomes([3, 3, 30, 3, 30, 30, 3] * 5)
+    b = outcomes([30] * 15 + [5] * 7 + [3] * 20)
+    assert a[3] == b[3][: len(a[3])] and a[30] == b[30][: len(a[30])]
+    assert "reproduced" in "".join(b[3]).lower() and "reproduced" in "".join(a[30]).lower()
+
+
+def test_perfect_steps_leave_no_correction_and_the_same_answer() -> None:
+    """The counterfactual behind where_trials_go.py --perfect-steps: a hunt that corrects a
+    step as shipped has no correction with perfect steps, on the same trials, and names the
+    same commit."""
+    seen = 0
+    for seed in range(40):
+        case = simulate.Case(60, 30, 0.1)
+        shipped = simulate.simulate(case, seed=seed)
+        if not shipped.corrected:
+            continue
+        seen += 1
+        ideal = simulate.simulate(case, seed=seed, perfect_steps=True)
+        assert ideal.corrected == 0
+        assert ideal.candidates == shipped.candidates == [30]
+        if seen == 2:
+            break
+    assert seen == 2
 
 
 def test_the_where_bench_refuses_a_level_outside_0_1() -> None:

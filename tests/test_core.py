@@ -205,15 +205,18 @@ def test_the_ends_decide_direction_and_anchor() -> None:
     assert with_bg.action is EndsAction.DECIDED and with_bg.bug_side == "old"
 
 
-def test_the_reference_only_gets_lower() -> None:
+def test_a_corrected_commit_is_not_the_steps_reference() -> None:
+    """The reproducing end is, however low a corrected commit's rate: that rate counted the
+    clean run that made the bisect choose the commit, and Fisher's test against its one
+    reproduction asked later steps for nine times its trials (core.reference_commit)."""
     judged = [
-        Judged("end", "bug", "endpoint"),
         Judged("a", "bug", f"{core.Reason.CORRECTED} (was clean)"),
-        Judged("b", "bug", f"{core.Reason.CORRECTED} (was clean)"),
+        Judged("end", "bug", "endpoint"),
+        Judged("other", "clean", "endpoint"),
+        Judged("b", "bug", "decided"),
     ]
-    counts = {"end": (10, 20), "a": (2, 20), "b": (1, 40)}
-    assert reference_commit(judged, counts) == "b"
-    assert reference_commit(judged, {"end": (1, 40), "a": (2, 20), "b": (3, 40)}) == "end"
+    assert reference_commit(judged) == "end"
+    assert reference_commit([j for j in judged if j.commit != "end"]) is None
 
 
 def test_an_end_is_never_corrected() -> None:

@@ -232,12 +232,79 @@ def test_the_steps_reference_is_the_pool_of_every_bug_verdict(tmp_path: Path) ->
     assert tester.far_reference() == Reference(3, 40)
 
 
-def test_a_lower_rate_correction_is_still_the_steps_reference(tmp_path: Path) -> None:
+def test_a_lower_rate_correction_joins_the_pool_and_is_not_the_far_end(tmp_path: Path) -> None:
+    """A corrected commit's trials count in the steps' pool like any bug verdict's; it is no
+    longer the reference on its own (core.reference_commit), nor the far end's rate."""
     from bisect_driver.verdict.core import Reason
 
     tester = _tester(tmp_path, {"end": (10, 20), "c": (1, 40)})
     tester.record(tester.runner.evidence("c"), "bug", 0.0, f"{Reason.CORRECTED} (was clean)")
-    assert tester.reference() == Reference(1, 40) == tester.far_reference()
+    assert tester.reference() == Reference(10 + 1 - 1, 20 + 40 - 1)
+    assert tester.far_reference() == Reference(10, 20)
+    assert tester.reference_commit() == "end"
+
+
+class _Growing(_Counts):
+    """A runner whose batches are clean trials, and a builder that always builds."""
+
+    jobs = 2
+
+    def run(self, commit: str, artifact_dir: Path, count: int) -> None:
+        k, n = self.counts.get(commit, (0, 0))
+        self.counts[commit] = (k, n + count)
+
+    def ensure(self, commit: str):  # type: ignore[no-untyped-def]
+        from types import SimpleNamespace
+
+        return SimpleNamespace(ok=True, artifact_dir=Path("."))
+
+
+@pytest.mark.parametrize("step_trials", [0, 30])
+def test_the_look_for_a_background_counts_the_trials_after_the_step(
+    tmp_path: Path, step_trials: int
+) -> None:
+    """A commit the bisect cleared on 0/30 reproduced once in the strict test's next 10
+    trials: were that a background, it would show about once in 10, so the clean end (20
+    quiet trials) is tested to 3 x 10 = 30, not to 3 x 40 = 120 (core.background_look on
+    the trials after the step, issue 18's fifth round).  Without a clean step there (no
+    verdict of the bisect chose it), all 40 trials count."""
+    from bisect_driver.bisect.confirm import Confirmer, confirm_run_id
+    from bisect_driver.bisect.direction import Direction
+    from bisect_driver.store.journal import Journal
+    from bisect_driver.verdict.core import ErrorBudget, Reason, run_policy
+    from bisect_driver.verdict.judge import CommitTester
+
+    runner = _Growing({"end": (10, 20), "new": (0, 20), "w": (1, 40)})
+    journal = Journal(tmp_path / "j.sqlite3")
+    policy = run_policy(0.99, alpha=0.1, max_trials=200)
+    tester = CommitTester("r", journal, runner, runner, policy)  # type: ignore[arg-type]
+    tester.record(runner.evidence("end"), "bug", 0.0, Reason.ENDPOINT)
+    tester.record(runner.evidence("new"), "clean", 0.0, Reason.ENDPOINT)
+    if step_trials:
+        tester.record(Evidence_of("w", 0, step_trials), "clean", 0.1, Reason.DECIDED)
+    strict = tester.with_alpha(confirm_run_id("r"), 0.008, floor=0.01)
+    strict.record(runner.evidence("w"), "bug", 0.0, Reason.DECIDED)
+    confirmer = Confirmer(
+        "r",
+        tester,
+        None,  # type: ignore[arg-type]
+        Direction.FIX,
+        "end",
+        None,  # type: ignore[arg-type]
+        [],
+        lambda _line: None,
+        0.01,
+        ErrorBudget(0.01),
+        new_end="new",
+    )
+    assert confirmer.background_behind("w") is None  # the clean end stayed quiet
+    assert runner.counts["new"] == (0, 30 if step_trials else 120)
+
+
+def Evidence_of(commit: str, reproduced: int, trials: int):  # type: ignore[no-untyped-def]
+    from bisect_driver.probe.evidence import Evidence
+
+    return Evidence(commit, trials=trials, reproduced=reproduced, clean=trials - reproduced)
 
 
 def test_the_rate_next_to_the_change_is_below_the_floor_only_below_its_lower_bound() -> None:

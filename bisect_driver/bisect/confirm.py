@@ -50,6 +50,7 @@ from bisect_driver.verdict.core import (
     background_to_measure,
     drifts_from,
     floor_after_near,
+    fresh_trials,
     is_correction,
     near_settled,
     signature_ambiguity,
@@ -592,6 +593,14 @@ class Confirmer:
             return None  # with a background known, the strict BUG verdict already beat it
         bug_end, clean_end = self.ends()
         seen = t.runner.evidence(wrong)
+        # The rate a background would have: the trials after the step that cleared the
+        # commit (core.fresh_trials), not that step's clean run, which the bisect chose.
+        step = t.journal.verdict(self.run_id, wrong)
+        k0, n0 = (
+            fresh_trials(step.reproduced, step.trials)
+            if step is not None and step.verdict == Verdict.CLEAN
+            else (0, 0)
+        )
         built = t.build(clean_end)
         if not built.ok or built.artifact_dir is None:
             return None
@@ -600,7 +609,11 @@ class Confirmer:
         while True:
             end = t.runner.evidence(clean_end)
             more = background_look(
-                seen.reproduced, seen.counted, (end.reproduced, end.counted), p.fp, p.max_trials
+                seen.reproduced - k0,
+                seen.counted - n0,
+                (end.reproduced, end.counted),
+                p.fp,
+                p.max_trials,
             )
             if end.reproduced:
                 break

@@ -336,33 +336,24 @@ class Judged:
     reason: str
 
 
-def reference_commit(
-    verdicts: Sequence[Judged], counts: Mapping[str, tuple[int, int]]
-) -> str | None:
-    """The commit whose trials are the reference for a step's soft CLEAN verdict.
+def reference_commit(verdicts: Sequence[Judged]) -> str | None:
+    """The commit the steps' soft CLEAN verdicts are measured against: the reproducing end
+    (its BUG verdict), whose trials start the pool (judge.CommitTester.reference).
 
-    The reproducing end, until the confirmation corrects a step: a commit that looked
-    clean but reproduced under the strict test carries the bug at a lower rate than the
-    far end (the rate drifts toward the change).  From then on the lowest-rate such commit
-    is the reference, so later steps near the change ask for as many clean trials as that
-    rate needs: new evidence only lowers the reference.  ``counts`` maps commits to their
-    (reproduced, counted)."""
-    endpoint = None
-    lowest: tuple[float, str] | None = None
-    for v in verdicts:
-        if v.verdict == Verdict.BUG and v.reason == Reason.ENDPOINT:
-            endpoint = v.commit
-        elif v.verdict == Verdict.BUG and Reason.of(v.reason) is Reason.CORRECTED:
-            k, n = counts.get(v.commit, (0, 0))
-            if n and k:
-                rate = k / n
-                if lowest is None or rate < lowest[0]:
-                    lowest = (rate, v.commit)
-    if endpoint is not None and lowest is not None:
-        k, n = counts.get(endpoint, (0, 0))
-        if n and lowest[0] < k / n:
-            return lowest[1]
-    return endpoint
+    Until issue 18's fifth round a commit the confirmation corrected became the reference
+    when its rate was lower than the end's ("the rate drifts toward the change"), so later
+    steps asked for as many clean trials as that rate needs.  Measured, it cost more than it
+    saved, at every rate and under drift too (docs/statistics.md, "Corrections"): its rate
+    counted the clean trials that made the bisect choose it (the step's clean run before
+    its one reproduction: about a quarter of the true rate at 10 %), and Fisher's test
+    against one reproduction asks a clean step for nine times that commit's trials.  The
+    pool counts the corrected commit's trials anyway, so drift still lowers the steps'
+    reference, by its weight; the answer never rested on it (the strict test judges the
+    clean neighbour against the floor)."""
+    return next(
+        (v.commit for v in verdicts if v.verdict == Verdict.BUG and v.reason == Reason.ENDPOINT),
+        None,
+    )
 
 
 BACKGROUND_EVENT = "background"
@@ -732,13 +723,19 @@ def background_look(
 
     A bisect with no known background (``fp == 0``) takes one reproduction as proof of
     the bug.  When the strict test then finds the bug's failure at a commit the bisect had
-    cleared (``reproduced`` of ``counted`` there), that is a misjudged soft verdict, or a
-    background the clean end's few trials did not show: every commit fails now and then,
-    and each correction walks the answer further from the change.  Before the correction
-    stands, the clean end is tested until, were the rate seen there a background, it would
-    have shown it about BACKGROUND_LOOK times (``counted / reproduced`` trials each), up
-    to ``cap``.  0 when nothing more is needed: a background is already known, the clean
-    end has failed (:func:`tell_apart` takes over), or it has had its trials."""
+    cleared (``reproduced`` of ``counted`` there, the trials after the step that cleared
+    it: :func:`fresh_trials`), that is a misjudged soft verdict, or a background the clean
+    end's few trials did not show: every commit fails now and then, and each correction
+    walks the answer further from the change.  Before the correction stands, the clean end
+    is tested until, were the rate seen there a background, it would have shown it about
+    BACKGROUND_LOOK times (``counted / reproduced`` trials each), up to ``cap``.  0 when
+    nothing more is needed: a background is already known, the clean end has failed
+    (:func:`tell_apart` takes over), or it has had its trials.
+
+    Why the trials after the step (issue 18's fifth round): the step's clean run is what
+    made the bisect choose the commit, and counting it put the rate at about a quarter of
+    the true one at 10 %, so the look asked for about four times the trials (1.6-2.3 % of
+    all the trials of simulated constant-rate hunts at 10 %, docs/statistics.md)."""
     k0, n0 = clean_end
     if fp > 0 or not reproduced or k0:
         return 0

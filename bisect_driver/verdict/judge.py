@@ -40,13 +40,6 @@ from bisect_driver.verdict.stats import Decision, Reference, Verdict
 __all__ = ["CommitTester", "Policy", "ProgressFn"]
 
 
-def _reference_verdict(judged: list[Judged], counts: dict[str, tuple[int, int]]) -> Judged | None:
-    """The verdict of the steps' reference commit (core.reference_commit): its reason tells
-    the reproducing end from a lower-rate corrected commit."""
-    commit = reference_commit(judged, counts)
-    return next((j for j in judged if j.commit == commit), None)
-
-
 def _pool(counts: dict[str, tuple[int, int]], skip: Collection[str | None]) -> Reference:
     """The summed (reproduced, counted) of the bug verdicts' commits not in ``skip``."""
     kept = [c for commit, c in counts.items() if commit not in skip]
@@ -78,9 +71,8 @@ class CommitTester:
         """Expected CLEAN verdicts still to come (set by the driver from the range size)."""
 
     def reference_commit(self) -> str | None:
-        """The reference for a step's soft CLEAN verdict (core.reference_commit decides)."""
-        chosen = _reference_verdict(*self._bug_counts())
-        return chosen.commit if chosen is not None else None
+        """The reproducing end, whose trials start the steps' reference (core.reference_commit)."""
+        return reference_commit(self._bug_counts()[0])
 
     def _bug_counts(self) -> tuple[list[Judged], dict[str, tuple[int, int]]]:
         """The run's verdicts, and (reproduced, counted) at each commit judged to carry the
@@ -96,8 +88,8 @@ class CommitTester:
 
     def reference(self, exclude: str | None = None) -> Reference:
         """The steps' reference for a soft CLEAN verdict: the pool of every commit judged to
-        carry the bug (:meth:`pooled_reference`), or a corrected commit whose lower rate
-        :func:`core.reference_commit` chose instead (the rate drifts toward the change).
+        carry the bug (:meth:`pooled_reference`), corrected commits included; nothing
+        before the reproducing end is decided (or while judging it).
 
         Why the pool and not the reproducing end alone (until issue 18): the end held
         about three reproductions in a low-rate hunt, and Fisher's test against three
@@ -107,26 +99,25 @@ class CommitTester:
         makes wrong only costs trials, which the strict test and its corrections repair.
         (The pool of first reproductions as they stood biased the rate upwards and broke
         tests/test_statistics.py's bound on wrong soft verdicts, before Haldane's count.)
+        Why not a corrected commit's own lower rate: core.reference_commit.
         """
         if self.policy.steady:
             return self.pooled_reference(exclude)
         judged, counts = self._bug_counts()
-        chosen = _reference_verdict(judged, counts)
-        if chosen is None or chosen.commit == exclude:
+        end = reference_commit(judged)
+        if end is None or end == exclude:
             return Reference(0, 0)
-        if chosen.reason == Reason.ENDPOINT:
-            return haldane(_pool(counts, {exclude}))
-        return Reference(*counts[chosen.commit])
+        return haldane(_pool(counts, {exclude}))
 
     def far_reference(self) -> Reference:
-        """The reproducing end's trials, or the lower-rate corrected commit's: the rate the
-        report calls the far end's and the drift flag compares the change's neighbour with
-        (under --steady-rate the pool, which is that rate)."""
+        """The reproducing end's trials: the rate the report calls the far end's and the
+        drift flag compares the change's neighbour with (under --steady-rate the pool,
+        which is that rate)."""
         if self.policy.steady:
             return self.pooled_reference()
         judged, counts = self._bug_counts()
-        chosen = _reference_verdict(judged, counts)
-        return Reference(0, 0) if chosen is None else Reference(*counts[chosen.commit])
+        end = reference_commit(judged)
+        return Reference(0, 0) if end is None else Reference(*counts[end])
 
     def pooled_reference(
         self, exclude: str | None = None, without: Collection[str] = ()
