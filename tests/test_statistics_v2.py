@@ -259,15 +259,18 @@ class _Growing(_Counts):
         return SimpleNamespace(ok=True, artifact_dir=Path("."))
 
 
-@pytest.mark.parametrize("step_trials", [0, 30])
+@pytest.mark.parametrize(
+    ("step_trials", "steady", "looked_to"), [(0, False, 120), (30, False, 30), (30, True, 120)]
+)
 def test_the_look_for_a_background_counts_the_trials_after_the_step(
-    tmp_path: Path, step_trials: int
+    tmp_path: Path, step_trials: int, steady: bool, looked_to: int
 ) -> None:
     """A commit the bisect cleared on 0/30 reproduced once in the strict test's next 10
     trials: were that a background, it would show about once in 10, so the clean end (20
     quiet trials) is tested to 3 x 10 = 30, not to 3 x 40 = 120 (core.background_look on
     the trials after the step, issue 18's fifth round).  Without a clean step there (no
-    verdict of the bisect chose it), all 40 trials count."""
+    verdict of the bisect chose it), all 40 trials count, and under --steady-rate too: the
+    look is that mode's only guard against a background the clean end hid."""
     from bisect_driver.bisect.confirm import Confirmer, confirm_run_id
     from bisect_driver.bisect.direction import Direction
     from bisect_driver.store.journal import Journal
@@ -276,7 +279,7 @@ def test_the_look_for_a_background_counts_the_trials_after_the_step(
 
     runner = _Growing({"end": (10, 20), "new": (0, 20), "w": (1, 40)})
     journal = Journal(tmp_path / "j.sqlite3")
-    policy = run_policy(0.99, alpha=0.1, max_trials=200)
+    policy = run_policy(0.99, alpha=0.1, max_trials=200, steady=steady)
     tester = CommitTester("r", journal, runner, runner, policy)  # type: ignore[arg-type]
     tester.record(runner.evidence("end"), "bug", 0.0, Reason.ENDPOINT)
     tester.record(runner.evidence("new"), "clean", 0.0, Reason.ENDPOINT)
@@ -298,7 +301,7 @@ def test_the_look_for_a_background_counts_the_trials_after_the_step(
         new_end="new",
     )
     assert confirmer.background_behind("w") is None  # the clean end stayed quiet
-    assert runner.counts["new"] == (0, 30 if step_trials else 120)
+    assert runner.counts["new"] == (0, looked_to)
 
 
 def Evidence_of(commit: str, reproduced: int, trials: int):  # type: ignore[no-untyped-def]

@@ -595,10 +595,14 @@ class Confirmer:
         seen = t.runner.evidence(wrong)
         # The rate a background would have: the trials after the step that cleared the
         # commit (core.fresh_trials), not that step's clean run, which the bisect chose.
+        # Under --steady-rate every trial counts, a look about four times as long: there it
+        # is the only guard against a background the clean end hid (no floor is lowered),
+        # and with the shorter look its rare-flake calibration claimed 3 wrong of 62
+        # against 1 of 67 (docs/statistics.md, "Corrections: what they cost").
         step = t.journal.verdict(self.run_id, wrong)
         k0, n0 = (
             fresh_trials(step.reproduced, step.trials)
-            if step is not None and step.verdict == Verdict.CLEAN
+            if step is not None and step.verdict == Verdict.CLEAN and not t.policy.steady
             else (0, 0)
         )
         built = t.build(clean_end)
