@@ -181,11 +181,24 @@ def test_both_ends_failing_differently_needs_the_bug_named(make_flaky, cli, tmp_
     the race shifted (in the run read through, the old end showed 0 of 15 and the run hunted
     the abort).  At 0.5 / 0.5 (27 and 23 of 60):
     21 of 21 runs passed, 15 of them three at a time.  tests/test_anchors.py checks the same
-    class with a scripted probe, without chance."""
+    class with a scripted probe, without chance.
+
+    The anchor misses a failure half as frequent as the bug with up to 0.1 by design, and a
+    real race can hide the other one: CI once saw the old end quiet in its 6 anchor trials
+    (about 3 % at its 27 of 60) against 3 aborts in 4 at the new end.  Then the run hunts
+    the one failure it saw, and rightly: the abort's start, commit 14.  That outcome is
+    accepted only as such: the end it judged clean showed no failure of either kind."""
     repo = make_flaky(
         commits=30, change_at=12, rate=0.5, other_crash=(14, 31), other_rate=0.5, seed=6
     )
-    r, _ = _run(cli, repo, tmp_path)
+    r, data = _run(cli, repo, tmp_path)
+    if r.status != EXIT_ENDPOINTS and "regression hunt" in r.err:
+        assert r.status in (EXIT_FOUND, EXIT_UNCONFIRMED), r.err
+        assert r.out.strip() == repo.shas[14], r.err
+        assert data is not None
+        old_end = next(e for e in data["evidence"] if e["commit"] == repo.old)
+        assert old_end["reproduced"] == 0 and old_end["other"] == 0, old_end
+        return
     assert r.status == EXIT_ENDPOINTS, r.err
     assert "--signature" in r.err.strip().splitlines()[-1]
     r, data = _run(cli, repo, tmp_path, "--signature", "SIGSEGV")
