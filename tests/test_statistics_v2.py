@@ -297,7 +297,8 @@ def test_the_look_for_a_background_counts_the_trials_after_the_step(
     tester.record(runner.evidence("end"), "bug", 0.0, Reason.ENDPOINT)
     tester.record(runner.evidence("new"), "clean", 0.0, Reason.ENDPOINT)
     if step_trials:
-        tester.record(Evidence_of("w", 0, step_trials), "clean", 0.1, Reason.DECIDED)
+        step = _Counts({"w": (0, step_trials)}).evidence("w")
+        tester.record(step, "clean", 0.1, Reason.DECIDED)
     strict = tester.with_alpha(confirm_run_id("r"), 0.008, floor=0.01)
     strict.record(runner.evidence("w"), "bug", 0.0, Reason.DECIDED)
     confirmer = Confirmer(
@@ -315,12 +316,6 @@ def test_the_look_for_a_background_counts_the_trials_after_the_step(
     )
     assert confirmer.background_behind("w") is None  # the clean end stayed quiet
     assert runner.counts["new"] == (0, looked_to)
-
-
-def Evidence_of(commit: str, reproduced: int, trials: int):  # type: ignore[no-untyped-def]
-    from bisect_driver.probe.evidence import Evidence
-
-    return Evidence(commit, trials=trials, reproduced=reproduced, clean=trials - reproduced)
 
 
 def test_the_rate_next_to_the_change_is_below_the_floor_only_below_its_lower_bound() -> None:

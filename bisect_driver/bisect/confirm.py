@@ -50,7 +50,6 @@ from bisect_driver.verdict.core import (
     background_to_measure,
     drifts_from,
     floor_after_near,
-    fresh_trials,
     is_correction,
     near_settled,
     signature_ambiguity,
@@ -599,12 +598,7 @@ class Confirmer:
         # is the only guard against a background the clean end hid (no floor is lowered),
         # and with the shorter look its rare-flake calibration claimed 3 wrong of 62
         # against 1 of 67 (docs/statistics.md, "Corrections: what they cost").
-        step = t.journal.verdict(self.run_id, wrong)
-        k0, n0 = (
-            fresh_trials(step.reproduced, step.trials)
-            if step is not None and step.verdict == Verdict.CLEAN and not t.policy.steady
-            else (0, 0)
-        )
+        k0, n0 = (0, 0) if t.policy.steady else t.cleared_by_step(wrong)
         built = t.build(clean_end)
         if not built.ok or built.artifact_dir is None:
             return None

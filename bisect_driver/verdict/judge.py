@@ -72,7 +72,11 @@ class CommitTester:
 
     def reference_commit(self) -> str | None:
         """The reproducing end, whose trials start the steps' reference (core.reference_commit)."""
-        return reference_commit(self._bug_counts()[0])
+        return reference_commit(self._judged(self.journal.verdicts(self.reference_run)))
+
+    @staticmethod
+    def _judged(verdicts: list[VerdictRecord]) -> list[Judged]:
+        return [Judged(v.commit, v.verdict, v.reason) for v in verdicts]
 
     def _bug_counts(self) -> tuple[list[Judged], dict[str, tuple[int, int]]]:
         """The run's verdicts, and (reproduced, counted) at each commit judged to carry the
@@ -84,7 +88,7 @@ class CommitTester:
             if v.verdict == Verdict.BUG:
                 ev = self.runner.evidence(v.commit)
                 counts[v.commit] = (ev.reproduced, ev.counted)
-        return [Judged(v.commit, v.verdict, v.reason) for v in verdicts], counts
+        return self._judged(verdicts), counts
 
     def reference(self, exclude: str | None = None) -> Reference:
         """The steps' reference for a soft CLEAN verdict: the pool of every commit judged to
@@ -221,6 +225,13 @@ class CommitTester:
         no step cleared (the revert check, backports)."""
         if self.policy.floor is None or self.run_id == self.reference_run:
             return 0, 0
+        return self.cleared_by_step(commit)
+
+    def cleared_by_step(self, commit: str) -> tuple[int, int]:
+        """(reproduced, counted) of the step's CLEAN verdict at ``commit`` in the steps' run,
+        the trials that made the bisect choose it (core.fresh_trials); (0, 0) when no step
+        cleared it.  The strict test (:meth:`chosen_by`) and the look for a background
+        after a correction (confirm.Confirmer.background_behind) leave them out."""
         step = self.journal.verdict(self.reference_run, commit)
         if step is None or step.verdict != Verdict.CLEAN:
             return 0, 0
