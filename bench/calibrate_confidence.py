@@ -33,6 +33,7 @@ KINDS = (
     "no drift",
     "drift 1/6",
     "drift 1/10 (below the floor)",
+    "long drift 1/6",
     "skips next to the answer",
     "unrelated crash next to the change",
     "rare flake at the clean end",
@@ -52,6 +53,12 @@ def draw(rng: random.Random, kind: str, small: bool = False) -> Case:
         return _with(base, near_rate=rate / 6, near_span=rng.randint(1, 40))
     if kind.startswith("drift 1/10"):
         return _with(base, near_rate=rate / 10, near_span=rng.randint(1, 40))
+    if kind == "long drift 1/6":
+        # A quarter to three quarters of the bug side at a sixth: every step in the stretch
+        # is tempted to call it clean (the shape that exhausted a CI run's corrections).
+        side = change if direction == "fix" else n - change
+        span = rng.randint(max(1, side // 4), max(1, 3 * side // 4))
+        return _with(base, near_rate=rate / 6, near_span=span)
     if kind == "skips next to the answer":
         around = {change - 2, change - 1, change + 1, change + 2}
         skips = frozenset(i for i in around if 0 < i < n and rng.random() < 0.5)

@@ -73,6 +73,17 @@ def test_a_simulated_hunt_finds_a_plain_fix_and_a_plain_regression() -> None:
         assert out.trials > 0 and 5 <= out.commits <= 12
 
 
+def test_a_long_drifted_stretch_does_not_use_up_the_corrections() -> None:
+    """150 of 400 commits after a regression carry the bug at a sixth of the end's rate:
+    every step there may look clean, and each that did is corrected in its own round.  On
+    this seed that takes 13 rounds; with the cap at 12 (issue 18's fifth round) the hunt
+    gave up with the right commit named and no claim, as a CI run did on a real race."""
+    case = simulate.Case(400, 100, 0.6, near_rate=0.1, near_span=150, direction="regression")
+    out = simulate.simulate(case, seed=3)
+    assert out.corrected > 12
+    assert out.candidates == [100] and out.confidence == 0.99, out.unconfirmed
+
+
 @pytest.mark.slow
 def test_a_background_the_ends_did_not_show_is_found_by_a_correction() -> None:
     """Every commit fails now and then with the bug's own failure, and the clean end's
@@ -131,10 +142,11 @@ def test_the_calibration_bench_prints_its_tables(tmp_path: Path) -> None:
     import json
 
     json_path = str(tmp_path / "c.json")
-    out = _calibrate("--runs", "7", "--seed", "4", "--jobs", "2", "--json", json_path)
+    runs = len(calibrate_confidence.KINDS)
+    out = _calibrate("--runs", str(runs), "--seed", "4", "--jobs", "2", "--json", json_path)
     assert "| claims confidence >= c |" in out and "| unrelated crash next to the change |" in out
     data = json.loads((tmp_path / "c.json").read_text())
-    assert len(data["runs"]) == 7 and {r["kind"] for r in data["runs"]} == set(
+    assert len(data["runs"]) == runs and {r["kind"] for r in data["runs"]} == set(
         calibrate_confidence.KINDS
     )
 

@@ -551,7 +551,21 @@ def ends_next(
 
 # -- the confirmation ---------------------------------------------------------------------
 
-MAX_CORRECTIONS = 12
+MAX_CORRECTIONS = 40
+"""Correction rounds before a run gives up ("still contradicting", exit 8, no claim).
+
+Any number of rounds spends at most delta (ErrorBudget.round halves each round's share), so
+the cap guards the run's length, not its guarantee: a contradiction that no correction can
+mend stops earlier (is_correction, walked_to_the_clean_end).  It was 12 until issue 18's
+sixth round.  Since the fifth round a corrected commit no longer lowers the steps'
+reference on its own, so in a long stretch where the rate has drifted toward the change
+every step that looked clean there is corrected in turn, one round each: a CI run over 30
+commits at a sixth of the end's rate (1/38 measured under load) ran out at 12 with the
+right commit named, and in the simulation a regression with 300 of 2713 commits at a
+sixth ran out in 14 of 40 hunts (10.5 corrections on average; docs/statistics.md, "Long
+drifted stretches").  Judging the other steps again against the drifted rate instead was
+measured and rejected (same section): at a tenth of the end's rate it re-tested clean
+commits to their caps (290 000 trials in one hunt)."""
 NEAR_REPRODUCTIONS = 3
 """Reproductions at the bug-carrying neighbour before its rate is reported."""
 NEAR_MAX_REPRODUCTIONS = 10
