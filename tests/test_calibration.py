@@ -75,13 +75,18 @@ def test_a_simulated_hunt_finds_a_plain_fix_and_a_plain_regression() -> None:
 
 def test_a_long_drifted_stretch_does_not_use_up_the_corrections() -> None:
     """150 of 400 commits after a regression carry the bug at a sixth of the end's rate:
-    every step there may look clean, and each that did is corrected in its own round.  On
-    this seed that takes 13 rounds; with the cap at 12 (issue 18's fifth round) the hunt
-    gave up with the right commit named and no claim, as a CI run did on a real race."""
+    every step there may look clean, and each that did is corrected in its own round.  No
+    hunt of eight gives up for want of rounds, and each claims the change; one (seed 3)
+    takes 13 rounds, where the cap at 12 (issue 18's fifth round) gave up with the right
+    commit named and no claim, as a CI run did on a real race."""
     case = simulate.Case(400, 100, 0.6, near_rate=0.1, near_span=150, direction="regression")
-    out = simulate.simulate(case, seed=3)
-    assert out.corrected > 12
-    assert out.candidates == [100] and out.confidence == 0.99, out.unconfirmed
+    rounds = []
+    for seed in range(8):
+        out = simulate.simulate(case, seed=seed)
+        assert not any("still contradicting" in u for u in out.unconfirmed), (seed, out)
+        assert out.candidates == [100] and out.confidence == 0.99, (seed, out.unconfirmed)
+        rounds.append(out.corrected)
+    assert max(rounds) > 12, rounds
 
 
 @pytest.mark.slow

@@ -119,9 +119,11 @@ class CommitTester:
         which is that rate)."""
         if self.policy.steady:
             return self.pooled_reference()
-        judged, counts = self._bug_counts()
-        end = reference_commit(judged)
-        return Reference(0, 0) if end is None else Reference(*counts[end])
+        end = self.reference_commit()
+        if end is None:
+            return Reference(0, 0)
+        ev = self.runner.evidence(end)
+        return Reference(ev.reproduced, ev.counted)
 
     def pooled_reference(
         self, exclude: str | None = None, without: Collection[str] = ()
