@@ -14,7 +14,10 @@ with /usr/bin/time -v, so every trial runs again on warm builds. The two setting
    --cluster-kib 64`` (v1.0 reproduces ~15 %, the fix's parent ~5 %: real drift).
 
 Each row: wall, CPU seconds, trials the run recorded (all of them, the ends, steps, strict
-test and revert check), distinct commits tested, exit status and the answer. Nothing here
+test and revert check), distinct commits tested, exit status, the answer, and the trials by
+part (:func:`parts`): the ends and the steps until their verdicts, the confirmation after
+them at the same commits, and the checks at commits the bisect never visited (the revert
+check, the backport's trees). Nothing here
 builds QEMU: a cache without the builds makes the runs build, and the wall then says so.
 """
 
@@ -68,6 +71,42 @@ def counts(cache: Path) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+PARTS = ("ends", "steps", "confirmation", "checks")
+"""Where a run's trials went, read from its journal (:func:`parts`)."""
+
+
+def parts(cache: Path) -> dict[str, int]:
+    """The run's trials by part: at the ends and the bisect's steps until their verdict
+    ("ends", "steps"), at those commits after it ("confirmation": the answer's strict test,
+    the bug-side neighbour, corrections), and at commits the bisect never visited
+    ("checks": the revert check and the backport's trees).
+
+    Split by time, not by count: a trial is the hunt's when it started before the commit's
+    verdict in the hunt's own run (the run id without a ``:`` suffix), because a verdict's
+    ``trials`` counts only the trials it counted, not every trial its batch ran."""
+    db = sqlite3.connect(cache / "journal.sqlite3")
+    try:
+        hunt = {
+            sha: (decided, reason)
+            for sha, decided, reason in db.execute(
+                "SELECT commit_sha, decided, reason FROM verdicts WHERE instr(run_id, ':') = 0"
+            )
+        }
+        out = dict.fromkeys(PARTS, 0)
+        for sha, started in db.execute("SELECT commit_sha, started FROM trials"):
+            if sha not in hunt:
+                out["checks"] += 1
+                continue
+            decided, reason = hunt[sha]
+            if decided is not None and started is not None and started > decided:
+                out["confirmation"] += 1
+            else:
+                out["ends" if reason == "endpoint" else "steps"] += 1
+    finally:
+        db.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qemu", type=Path, required=True, help="the QEMU clone (cwd of the runs)")
@@ -85,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.warm_cache}: no journal.sqlite3, not a cache dir", file=sys.stderr)
         return 2
     rows = [
-        "| version | setting | wall | user s | sys s | trials | commits | exit | answer |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| version | setting | wall | user s | sys s | trials | commits | exit | answer"
+        " | ends | steps | confirmation | checks |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     failed = False
     for name, extra in SETTINGS.items():
@@ -99,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {' '.join(command)}", file=sys.stderr, flush=True)
         f: Figure = measure(name, command, args.qemu, args.work / "logs")
         trials, commits = counts(cache)
+        by_part = parts(cache)
         minutes, seconds = divmod(f.wall_s, 60)
         rows.append(
             f"| {args.label or '-'} | {name} | {int(minutes)} min {seconds:04.1f} s"
             f" | {f.user_s:.0f} | {f.sys_s:.0f} | {trials} | {commits} | {f.exit_status}"
-            f" | {f.answer[:12] or '-'} |"
+            f" | {f.answer[:12] or '-'} | " + " | ".join(str(by_part[k]) for k in PARTS) + " |"
         )
         print(rows[-1], file=sys.stderr, flush=True)
         failed |= f.exit_status != 0

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/where_trials_go.py [--runs 20] [--seed 3]
         [--cells 0.08:120 0.25:100] [--steady-rate] [--soft-alpha 0.2] [--perfect-steps]
+        [--regression]
 
 Simulated constant-rate fix hunts through the shipped hunt (bench/simulate.py), the change
 anywhere; per cell (rate:commits) the mean trials at the reproducing end, the clean end, the
@@ -10,8 +11,12 @@ strict test clears) and every other commit the bisect visited.  The revert check
 not on the line and not counted.  With --steady-rate the hunts are told the rate does not
 drift (the strict test against the pool, no floor).  With --soft-alpha the steps decide at
 that level instead of the shipped stats.SOFT_ALPHA (the clean end's anchor and the BUG side
-keep stats.ANCHOR_ALPHA, as shipped): the sweep behind SOFT_ALPHA's value.  The last columns
-count the hunts that had a correction and the distinct commits tested.  It says which part
+keep stats.ANCHOR_ALPHA, as shipped): the sweep behind SOFT_ALPHA's value.  With
+--regression the hunts are regression hunts (the bug from the change on), so the
+bug-carrying neighbour is the change itself and the answer's clean neighbour its parent:
+issue 18's 8 % target is for fix and regression hunts alike.  The last columns
+count the hunts that had a correction and the distinct commits tested; a line under the
+table gives each total's standard error.  It says which part
 of the decisions a cheaper route must cut (issue 18).
 
 With --perfect-steps every hunt runs twice on the same trials (the simulator draws each
@@ -47,9 +52,11 @@ def where(
     steady: bool = False,
     soft_alpha: float = SOFT_ALPHA,
     perfect_steps: bool = False,
+    direction: str = "fix",
 ) -> dict[str, float]:
-    """Mean trials per part over ``runs`` fix hunts at ``rate`` over ``commits``, and the
-    share of hunts with a correction and the mean distinct commits tested; with
+    """Mean trials per part over ``runs`` hunts (``direction``: "fix" or "regression") at
+    ``rate`` over ``commits``, and the share of hunts with a correction and the mean
+    distinct commits tested; with
     ``perfect_steps`` also what corrections cost (the paired difference to the same hunts
     with perfect steps: "corrections", its standard error "corrections se")."""
     rows = []
@@ -57,7 +64,8 @@ def where(
     saved: list[int] = []
     for _ in range(runs):
         change = rng.randint(2, commits - 1)
-        case, seed = Case(commits, change, rate), rng.randrange(1 << 30)
+        case = Case(commits, change, rate, direction=direction)
+        seed = rng.randrange(1 << 30)
         out = simulate(case, seed=seed, steady=steady, policy_alpha=soft_alpha)
         if perfect_steps:
             ideal = simulate(
@@ -65,12 +73,18 @@ def where(
             )
             saved.append(out.trials - ideal.trials)
         c = out.per_commit
-        ends, answer, parent = c[0] + c[commits], c[change], c[change - 1]
-        rows.append((sum(c), c[0], c[commits], parent, answer, sum(c) - ends - answer - parent))
+        ends = c[0] + c[commits]
+        if direction == "fix":  # the bug before the change: the old end reproduces
+            bug_end, clean_end, near, answer = c[0], c[commits], c[change - 1], c[change]
+        else:  # the bug from the change on: the new end reproduces
+            bug_end, clean_end, near, answer = c[commits], c[0], c[change], c[change - 1]
+        rows.append((sum(c), bug_end, clean_end, near, answer, sum(c) - ends - answer - near))
         corrected += out.corrected > 0
         commits_tested += out.commits
     columns = zip(*rows, strict=True)
     means = {part: statistics.mean(col) for part, col in zip(PARTS, columns, strict=True)}
+    totals = [row[0] for row in rows]
+    means["total se"] = statistics.stdev(totals) / runs**0.5 if runs > 1 else 0.0
     means["corrected"] = corrected / runs
     means["commits"] = commits_tested / runs
     if saved:
@@ -99,13 +113,16 @@ def main() -> int:
         action="store_true",
         help="also run each hunt with perfect steps and print what corrections cost",
     )
+    ap.add_argument(
+        "--regression", action="store_true", help="regression hunts instead of fix hunts"
+    )
     a = ap.parse_args()
     if not 0.0 < a.soft_alpha < 1.0:
         ap.error(f"--soft-alpha must be between 0 and 1, not {a.soft_alpha}")
     rng = random.Random(a.seed)
     print(
-        f"{a.runs} simulated fix hunts per cell (seed {a.seed}), steps at {a.soft_alpha},"
-        " mean trials\n"
+        f"{a.runs} simulated {'regression' if a.regression else 'fix'} hunts per cell"
+        f" (seed {a.seed}), steps at {a.soft_alpha}, mean trials\n"
     )
     extra = " what corrections cost |" if a.perfect_steps else ""
     print(
@@ -115,6 +132,7 @@ def main() -> int:
         + extra
     )
     print("|---:|---:|" + "---:|" * (len(PARTS) + 3 + bool(extra)))
+    spread: list[str] = []
     for cell in a.cells:
         rate_s, commits_s = cell.split(":")
         m = where(
@@ -125,6 +143,7 @@ def main() -> int:
             a.steady_rate,
             a.soft_alpha,
             a.perfect_steps,
+            "regression" if a.regression else "fix",
         )
         cells = " | ".join(f"{m[p]:.0f}" for p in PARTS)
         cost = ""
@@ -135,6 +154,9 @@ def main() -> int:
             f"| {rate_s} | {commits_s} | {cells} | {m['the answer'] / m['total']:.0%}"
             f" | {m['corrected']:.0%} | {m['commits']:.1f} |{cost}"
         )
+        spread.append(f"{cell} {m['total']:.0f} ± {m['total se']:.0f}")
+    # A target a few per cent away is only met or missed beyond the mean's own noise.
+    print("\ntotal, standard error of the mean: " + "; ".join(spread))
     return 0
 
 

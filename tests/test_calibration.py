@@ -171,8 +171,8 @@ def test_the_calibration_bench_takes_one_kind_and_the_steady_mode() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--steady-rate"], ["--soft-alpha", "0.1"], ["--perfect-steps"]],
-    ids=["default", "steady-rate", "soft-alpha", "perfect-steps"],
+    [[], ["--steady-rate"], ["--soft-alpha", "0.1"], ["--perfect-steps"], ["--regression"]],
+    ids=["default", "steady-rate", "soft-alpha", "perfect-steps", "regression"],
 )
 def test_the_where_bench_prints_its_table(extra: list[str]) -> None:
     """bench/where_trials_go.py as documented, one small cell: the parts add up, and the
@@ -186,9 +186,13 @@ def test_the_where_bench_prints_its_table(extra: list[str]) -> None:
     out = subprocess.run(cmd + extra, capture_output=True, text=True, check=True).stdout
     level = extra[1] if extra[:1] == ["--soft-alpha"] else str(SOFT_ALPHA)
     assert f"steps at {level}," in out.splitlines()[0]
+    hunts = "regression hunts" if "--regression" in extra else "fix hunts"
+    assert hunts in out.splitlines()[0]
     row = next(line for line in out.splitlines() if line.startswith("| 0.5 | 30 |"))
     total, *parts = (float(x) for x in row.split("|")[3:9])
     assert total > 0 and abs(sum(parts) - total) <= 3  # each mean rounded
+    spread = next(line for line in out.splitlines() if line.startswith("total, standard error"))
+    assert f"0.5:30 {total:.0f} ± " in spread
     corrected, commits = row.split("|")[10:12]
     assert 0 <= float(corrected.strip().rstrip("%")) <= 100 and float(commits) >= 2
     if "--perfect-steps" in extra:  # what corrections cost: "mean +- se (share)"
@@ -269,3 +273,5 @@ def test_the_cost_bench_prints_its_table(tmp_path: Path) -> None:
         if line.startswith("| 100 |") or line.startswith("| 2713 |")
     ]
     assert len(rows) == 10, out
+    # the default's ratio to the drift-aware bound carries its standard error
+    assert all(" ± " in row for row in rows), out

@@ -56,3 +56,39 @@ def test_the_bench_refuses_a_work_dir_that_exists(tmp_path: Path) -> None:
         ["--qemu", str(tmp_path), "--warm-cache", str(tmp_path), "--work", str(tmp_path)]
     )
     assert status == 2
+
+
+def test_the_parts_split_a_run_by_when_each_trial_started(tmp_path: Path) -> None:
+    """A trial belongs to the hunt's verdict when it started before it; later trials at the
+    same commit are the confirmation's, trials at commits the hunt never judged the checks'."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    Journal(cache / "journal.sqlite3").close()
+    db = sqlite3.connect(cache / "journal.sqlite3")
+    verdicts = [
+        ("run", "end", "bug", 10.0, "endpoint"),
+        ("run", "step", "clean", 20.0, "decided"),
+        ("run:confirm", "step", "clean", 30.0, "decided"),
+        ("run:confirm", "revert", "bug", 40.0, "decided"),
+    ]
+    trials = [("end", 1.0), ("end", 2.0), ("step", 11.0), ("step", 25.0), ("step", 26.0)]
+    trials += [("revert", 35.0), ("end", 36.0)]
+    with db:
+        db.executemany(
+            "INSERT INTO verdicts(run_id, commit_sha, verdict, decided, reason)"
+            " VALUES (?, ?, ?, ?, ?)",
+            verdicts,
+        )
+        db.executemany(
+            "INSERT INTO trials(commit_sha, recipe_key, probe_key, idx, outcome, started)"
+            " VALUES (?, 'r', 'p', ?, 'clean', ?)",
+            [(sha, i, started) for i, (sha, started) in enumerate(trials)],
+        )
+    db.close()
+    assert trial_cost_real.parts(cache) == {
+        "ends": 2,
+        "steps": 1,
+        "confirmation": 3,
+        "checks": 1,
+    }
+    assert sum(trial_cost_real.parts(cache).values()) == trial_cost_real.counts(cache)[0]
