@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_run import Figure, measure  # noqa: E402
 
+from bisect_driver.verdict.core import Reason  # noqa: E402
+
 SETTINGS: dict[str, list[str]] = {
     "default": [],
     "low rate": [
@@ -82,14 +84,16 @@ def parts(cache: Path) -> dict[str, int]:
     ("checks": the revert check and the backport's trees).
 
     Split by time, not by count: a trial is the hunt's when it started before the commit's
-    verdict in the hunt's own run (the run id without a ``:`` suffix), because a verdict's
-    ``trials`` counts only the trials it counted, not every trial its batch ran."""
+    verdict in the hunt's own run (a run the ``runs`` table holds; the confirmation's
+    verdicts go under a run id of their own, bisect.confirm.confirm_run_id), because a
+    verdict's ``trials`` counts only the trials it counted, not every trial its batch ran."""
     db = sqlite3.connect(cache / "journal.sqlite3")
     try:
         hunt = {
             sha: (decided, reason)
             for sha, decided, reason in db.execute(
-                "SELECT commit_sha, decided, reason FROM verdicts WHERE instr(run_id, ':') = 0"
+                "SELECT commit_sha, decided, reason FROM verdicts"
+                " WHERE run_id IN (SELECT run_id FROM runs)"
             )
         }
         out = dict.fromkeys(PARTS, 0)
@@ -101,7 +105,7 @@ def parts(cache: Path) -> dict[str, int]:
             if decided is not None and started is not None and started > decided:
                 out["confirmation"] += 1
             else:
-                out["ends" if reason == "endpoint" else "steps"] += 1
+                out["ends" if Reason.of(reason or "") is Reason.ENDPOINT else "steps"] += 1
     finally:
         db.close()
     return out

@@ -74,6 +74,9 @@ def test_the_parts_split_a_run_by_when_each_trial_started(tmp_path: Path) -> Non
     trials = [("end", 1.0), ("end", 2.0), ("step", 11.0), ("step", 25.0), ("step", 26.0)]
     trials += [("revert", 35.0), ("end", 36.0)]
     with db:
+        db.execute(
+            "INSERT INTO runs(run_id, settings, created, status) VALUES ('run', '{}', 0, 'done')"
+        )
         db.executemany(
             "INSERT INTO verdicts(run_id, commit_sha, verdict, decided, reason)"
             " VALUES (?, ?, ?, ?, ?)",
