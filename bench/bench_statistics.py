@@ -26,14 +26,13 @@ import json
 import math
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simulate import Case, Simulated, simulate  # noqa: E402
+from simulate import Case, Simulated, mean_se, simulate  # noqa: E402
 
 RATES = (0.05, 0.1, 0.25, 0.5, 0.86)
 SIZES = (100, 2713)
@@ -59,9 +58,7 @@ def _summary(outs: list[Simulated]) -> dict[str, float]:
     trials = [o.trials for o in outs]
     return {
         "trials": sum(trials) / len(outs),
-        # The mean's standard error: a cell of 60 hunts pins a ratio to a few per cent
-        # only, which is the size of what a target of 1.5x is missed or met by.
-        "trials_se": statistics.stdev(trials) / math.sqrt(len(trials)) if len(trials) > 1 else 0.0,
+        "trials_se": mean_se(trials),
         "commits": sum(o.commits for o in outs) / len(outs),
         "claimed": len(claimed) / len(outs),
         "wrong": sum(o.wrong for o in claimed) / max(1, len(claimed)),

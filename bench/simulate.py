@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -439,6 +440,14 @@ def _scratch_root() -> str | None:
     """Journals on tmpfs where there is one: every trial is an fsync'd sqlite write."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() else None
+
+
+def mean_se(values: Sequence[float]) -> float:
+    """The standard error of ``values``' mean (0 for fewer than two): the benches print it
+    because a target a few per cent away is met or missed only beyond the mean's own noise."""
+    if len(values) < 2:
+        return 0.0
+    return statistics.stdev(values) / len(values) ** 0.5
 
 
 def share_wrong(runs: Sequence[Simulated]) -> tuple[int, int]:

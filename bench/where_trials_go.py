@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simulate import Case, simulate  # noqa: E402
+from simulate import Case, mean_se, simulate  # noqa: E402
 
 from bisect_driver.verdict.stats import SOFT_ALPHA  # noqa: E402
 
@@ -83,14 +83,12 @@ def where(
         commits_tested += out.commits
     columns = zip(*rows, strict=True)
     means = {part: statistics.mean(col) for part, col in zip(PARTS, columns, strict=True)}
-    totals = [row[0] for row in rows]
-    means["total se"] = statistics.stdev(totals) / runs**0.5 if runs > 1 else 0.0
+    means["total se"] = mean_se([row[0] for row in rows])
     means["corrected"] = corrected / runs
     means["commits"] = commits_tested / runs
     if saved:
         means["corrections"] = statistics.mean(saved)
-        spread = statistics.stdev(saved) if len(saved) > 1 else 0.0
-        means["corrections se"] = spread / len(saved) ** 0.5
+        means["corrections se"] = mean_se(saved)
     return means
 
 
@@ -155,7 +153,6 @@ def main() -> int:
             f" | {m['corrected']:.0%} | {m['commits']:.1f} |{cost}"
         )
         spread.append(f"{cell} {m['total']:.0f} ± {m['total se']:.0f}")
-    # A target a few per cent away is only met or missed beyond the mean's own noise.
     print("\ntotal, standard error of the mean: " + "; ".join(spread))
     return 0
 
