@@ -661,3 +661,65 @@ def test_a_header_file_hunk_is_used_as_it_is_or_not_at_all() -> None:
     assert apply_edits("/* x */\n" + parent, list(place.edits)).endswith("void c(void);\n")
     places, why = place_hunk("void a(void);\nvoid z(void);\n", h)
     assert places == [] and "in no function" in why
+
+
+def test_a_definition_is_found_in_any_file_and_in_the_whole_tree_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """defined_in searches the definition patterns only in the files that name the word:
+    a file name with glob characters is taken literally, a definition in the second of two
+    files naming it is found, and past MAX_PATHS files it searches the whole tree, with
+    the same answers."""
+    from bisect_driver.backport import backmap
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git_(repo, "init", "-q")
+    commit_files(
+        repo,
+        {
+            "use.c": "void g(void)\n{\n    helper();\n}\n",
+            "b[1]*.c": "int helper(void)\n{\n    return 0;\n}\n",
+            "other.c": "int helper_two(void);\n",
+        },
+        "one",
+        1_600_000_000,
+    )
+    r = git.Repo(repo)
+    for cap in (backmap.MAX_PATHS, 0):
+        monkeypatch.setattr(backmap, "MAX_PATHS", cap)
+        assert defined_in(r, "HEAD", "helper"), cap
+        assert defined_in(r, "HEAD", "helper_two"), cap
+        assert not defined_in(r, "HEAD", "g_absent"), cap
+        assert not defined_in(r, "HEAD", "help"), cap  # only a part of a longer name
+
+
+def test_the_batched_lookups_agree_with_one_lookup_each(tmp_path: Path) -> None:
+    """symbols_in (one grep for all names) gives what has_symbol gives name by name, also
+    for a name that is only the start of a longer one; ancestors_among (one rev-list) what
+    is_ancestor gives commit by commit."""
+    from bisect_driver.backport.explain import has_symbol, symbols_in
+    from bisect_driver.store.repo import ancestors_among, is_ancestor
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git_(repo, "init", "-q")
+    shas = [
+        commit_files(repo, {"a.c": "int foo_bar;\n"}, "one", 1_600_000_000),
+        commit_files(repo, {"b.c": "void foo(void);\nreturn foo_bar;\n"}, "two", 1_600_000_100),
+    ]
+    git_(repo, "checkout", "-q", "-b", "side", shas[0])
+    shas.append(commit_files(repo, {"c.c": "int side_only;\n"}, "side", 1_600_000_200))
+    r = git.Repo(repo)
+    names = ["foo", "foo_bar", "side_only", "bar", "absent_name"]
+    for tree in shas:
+        got = symbols_in(r, tree, names)
+        assert got == {n for n in names if has_symbol(r, tree, n)}, tree
+    assert symbols_in(r, shas[1], names) == {"foo", "foo_bar"}
+    assert symbols_in(r, shas[0], names) == {"foo_bar"}
+    assert symbols_in(r, shas[1], []) == set()
+    for tip in shas:
+        expected = {c for c in shas if is_ancestor(r, c, tip)}
+        assert ancestors_among(r, shas, tip) == expected, tip
+    assert ancestors_among(r, shas, shas[1]) == {shas[0], shas[1]}
+    assert ancestors_among(r, [], shas[1]) == set()

@@ -145,9 +145,29 @@ def defining_patterns(name: str) -> list[str]:
 def defined_in(repo: git.Repo, tree: str, name: str) -> bool:
     """Whether ``tree`` defines or declares ``name`` anywhere.  A name the tree only uses
     (``g_assert_not_reached``: glib's) comes from outside it; that the tree's first use of
-    it came in some commit says nothing about the old release lacking it."""
-    args = ["git", "grep", "-q", "-E"]
+    it came in some commit says nothing about the old release lacking it.
+
+    The definition patterns are searched only in the files that have the word at all (a
+    fixed-string grep first): the eight extended regexes over the whole of QEMU took 3 s
+    a name, over the dozen files that name it 0.15 s (issue 18's eighth round)."""
+    listed = subprocess.run(
+        ["git", "grep", "-l", "-w", "-F", "-e", name, tree, "--"],
+        cwd=repo.working_dir,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+    )
+    paths = [line.split(":", 1)[1] for line in listed.stdout.splitlines() if ":" in line]
+    if not paths:
+        return False
+    if len(paths) > MAX_PATHS:
+        paths = []  # the whole tree: a command line of every path could be too long
+    args = ["git", "--literal-pathspecs", "grep", "-q", "-E"]
     for pat in defining_patterns(name):
         args += ["-e", pat]
-    res = subprocess.run([*args, tree, "--"], cwd=repo.working_dir, capture_output=True)
+    res = subprocess.run([*args, tree, "--", *paths], cwd=repo.working_dir, capture_output=True)
     return res.returncode == 0
+
+
+MAX_PATHS = 2000
+"""Files named on :func:`defined_in`'s command line at most (more: the whole tree)."""

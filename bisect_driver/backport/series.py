@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import git
 
 from bisect_driver.backport.apply import DoesNotApply, apply_commits
-from bisect_driver.backport.explain import explain, has_symbol, missing_symbols
+from bisect_driver.backport.explain import explain, missing_symbols, symbols_in
 from bisect_driver.backport.model import Explanation, SeriesCommit, Symbol
 from bisect_driver.store.repo import Checkout
 
@@ -53,7 +53,8 @@ def _try(checkout: Checkout, onto: str, commits: list[str]) -> str | DoesNotAppl
 
 
 def _brings_all(repo: git.Repo, head: str, symbols: list[Symbol]) -> bool:
-    return all(has_symbol(repo, head, s.name) for s in symbols)
+    names = {s.name for s in symbols}
+    return symbols_in(repo, head, names) == names
 
 
 def find_series(checkout: Checkout, onto: str, fix: str) -> Series:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def is_ancestor(repo: git.Repo, old: str, new: str) -> bool:
         return True
     except git.GitCommandError:
         return False
+
+
+def ancestors_among(repo: git.Repo, commits: Iterable[str], tip: str) -> set[str]:
+    """Those of ``commits`` (full SHAs) that are ancestors of ``tip`` (or ``tip`` itself).
+
+    One ``git rev-list ^tip c1 c2 ...`` instead of a ``merge-base --is-ancestor`` each: a
+    commit is an ancestor of ``tip`` exactly when it is not among what the others reach
+    and ``tip`` does not (each call costs about 0.1 s on QEMU, and a backport's explanation
+    asks about every line its hunks lack)."""
+    wanted = set(commits)
+    if not wanted:
+        return set()
+    beyond = set(str(repo.git.rev_list(f"^{tip}", *sorted(wanted), "--")).split())
+    return wanted - beyond
 
 
 def range_size(repo: git.Repo, old: str, new: str, first_parent: bool = False) -> int:
