@@ -333,6 +333,9 @@ class Simulated:
     """A correction uncovered a background the ends did not show (bisected again)."""
     per_commit: list[int] = field(default_factory=list)
     """Trials at each commit of the line, 0..n: where the trials went."""
+    revert_trials: int = 0
+    """Trials of the revert check (the new end with the answer reverted: not in ``trials``,
+    which counts the line's commits)."""
 
     @property
     def claimed(self) -> bool:
@@ -405,6 +408,7 @@ def simulate(
                 strict = checks_tester(config, tester, done)
                 checks.append(judge_revert(strict, done.ends.direction, cand, new_end, made))
                 out.revert = str(checks[0].status)
+                out.revert_trials = len(runner.records(made.sha))
 
             def result_of(checks: list[Check]) -> RunResult:
                 return RunResult.of(
