@@ -99,7 +99,7 @@ def size(q: float, r: int, alpha: float, unconditional: bool = False) -> tuple[f
     commit carrying the bug at rate ``q``, judged against a reference of ``r``
     reproductions at that rate, counted as the hunt counts it (core.haldane)."""
     need = unconditional_trials_needed if unconditional else shipped_trials_needed
-    total = mean = left = 0.0
+    total = mean = 0.0
     left = 1.0
     n = r
     log_q, log_1q = math.log(q), math.log1p(-q)
